@@ -1,0 +1,500 @@
+/*
+ * st3d.h - the one public header of libst3d.
+ *
+ * st3d runs spatio-temporal 3D CNNs (3D ResNet and its relatives, after
+ * Hara et al., CVPR 2018) on video clips: inference, training and
+ * fine-tuning, on the CPU through oneDNN.
+ *
+ * Conventions (after ggml and whisper.cpp):
+ *   - types are opaque; every object is created by st3d_*_new / *_create and
+ *     released by the matching *_free, which owns all memory behind it;
+ *   - parameters are plain structs obtained by value from *_default_params();
+ *   - every fallible call returns 0 on success and -1 on failure, and fills
+ *     the caller's st3d_error with a code and a one-line reason.  The library
+ *     never prints and never exits.
+ *
+ * Tensors crossing this API are float32, contiguous, in PyTorch's NCDHW
+ * order (batch, channels, frames, height, width).
+ */
+#ifndef ST3D_H
+#define ST3D_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ errors */
+
+typedef enum st3d_status {
+    ST3D_OK = 0,
+    ST3D_ERR_INVALID = 1,     /* a bad argument or option */
+    ST3D_ERR_IO = 2,          /* a file could not be opened, read or written */
+    ST3D_ERR_FORMAT = 3,      /* a file is malformed or not what it claims */
+    ST3D_ERR_MISMATCH = 4,    /* keys or shapes do not match the network */
+    ST3D_ERR_NOMEM = 5,       /* an allocation failed or a size is absurd */
+    ST3D_ERR_BACKEND = 6,     /* oneDNN (or another library) refused */
+    ST3D_ERR_UNSUPPORTED = 7, /* valid but not implemented here */
+} st3d_status;
+
+typedef struct st3d_error {
+    st3d_status code; /* ST3D_OK when nothing went wrong */
+    char msg[768];    /* one line, no trailing newline, names the culprit */
+} st3d_error;
+
+/* Name of a status code, e.g. "format error". */
+const char *st3d_status_name(st3d_status code);
+
+/* ----------------------------------------------------------------- threads */
+
+/* Sets the number of compute threads used by oneDNN and by st3d's own
+ * kernels (both run on one OpenMP pool).  n <= 0 means all cores. */
+void st3d_set_threads(int n);
+int st3d_get_threads(void);
+
+/* ------------------------------------------------------------ tensor maps */
+
+/* A tensor map is an ordered list of named tensors plus string metadata: what
+ * a weights file (safetensors, .pth) holds, or what a network exports as its
+ * state_dict.  Names are PyTorch's state_dict keys. */
+
+typedef enum st3d_dtype {
+    ST3D_F32 = 0,
+    ST3D_F16 = 1,
+    ST3D_BF16 = 2,
+    ST3D_F64 = 3,
+    ST3D_I64 = 4,
+    ST3D_I32 = 5,
+    ST3D_U8 = 6,
+    ST3D_I8 = 7,
+    ST3D_BOOL = 8,
+} st3d_dtype;
+
+#define ST3D_MAX_DIMS 8
+
+typedef struct st3d_tensor_info {
+    const char *name;              /* state_dict key, owned by the map */
+    st3d_dtype dtype;              /* element type of data */
+    int ndim;                      /* 0 (a scalar) .. ST3D_MAX_DIMS */
+    int64_t shape[ST3D_MAX_DIMS];  /* sizes, outermost first */
+    const void *data;              /* contiguous row-major elements */
+    size_t nbytes;                 /* bytes at data */
+} st3d_tensor_info;
+
+typedef struct st3d_tensor_map st3d_tensor_map;
+
+st3d_tensor_map *st3d_tensor_map_new(void);
+void st3d_tensor_map_free(st3d_tensor_map *map);
+
+/* Appends a copy of data (contiguous, row-major).  A name already present is
+ * an error. */
+int st3d_tensor_map_add(st3d_tensor_map *map, const char *name, st3d_dtype dtype,
+                        int ndim, const int64_t *shape, const void *data,
+                        st3d_error *err);
+size_t st3d_tensor_map_count(const st3d_tensor_map *map);
+/* i-th tensor in insertion order; NULL when i is out of range. */
+const st3d_tensor_info *st3d_tensor_map_at(const st3d_tensor_map *map, size_t i);
+/* Tensor by name; NULL when absent. */
+const st3d_tensor_info *st3d_tensor_map_find(const st3d_tensor_map *map,
+                                             const char *name);
+/* String metadata (safetensors' __metadata__).  set replaces a key. */
+int st3d_tensor_map_set_meta(st3d_tensor_map *map, const char *key,
+                             const char *value, st3d_error *err);
+const char *st3d_tensor_map_get_meta(const st3d_tensor_map *map, const char *key);
+size_t st3d_tensor_map_meta_count(const st3d_tensor_map *map);
+const char *st3d_tensor_map_meta_key(const st3d_tensor_map *map, size_t i);
+
+size_t st3d_dtype_size(st3d_dtype dtype);
+const char *st3d_dtype_name(st3d_dtype dtype); /* safetensors spelling: "F32" */
+
+/* Converts tensor t to float32 into out (t's element count floats). */
+int st3d_tensor_to_f32(const st3d_tensor_info *t, float *out, st3d_error *err);
+
+/* safetensors files (https://github.com/huggingface/safetensors format). */
+int st3d_safetensors_read(const char *path, st3d_tensor_map **out, st3d_error *err);
+/* Written atomically: a temporary file renamed over path. */
+int st3d_safetensors_write(const char *path, const st3d_tensor_map *map,
+                           st3d_error *err);
+
+/* NumPy .npy arrays (float32, C order, little endian).  read_f32 fills shape
+ * (room for ST3D_MAX_DIMS entries) and *ndim; *data (64-byte aligned) and the
+ * labels of read_i64 are released with free(). */
+int st3d_npy_read_f32(const char *path, float **data, int *ndim, int64_t *shape,
+                      st3d_error *err);
+int st3d_npy_write_f32(const char *path, const float *data, int ndim,
+                       const int64_t *shape, st3d_error *err);
+/* Integer labels (int64 or int32 .npy, rank 1). */
+int st3d_npy_read_i64(const char *path, int64_t **data, int64_t *n, st3d_error *err);
+
+/* ---------------------------------------------------- PyTorch checkpoints */
+
+/* Reads a checkpoint written by torch.save: the zip format (PyTorch >= 1.6)
+ * or the legacy format (_use_new_zipfile_serialization=False).  The pickle
+ * inside is decoded by a restricted unpickler that only understands what a
+ * state dict needs (containers, scalars, tensors and their storages); any
+ * other global or opcode is refused and nothing is ever executed.
+ *
+ * The state dict is the top-level dict when its values are tensors, else its
+ * 'state_dict' (or 'model') entry.  Tensors keep their PyTorch dtype (F32,
+ * F16, BF16, F64, I64 ...) and key, and are made contiguous.  Metadata set on
+ * the map: "format" ("pth-zip" or "pth-legacy"), and "arch" (a string) and
+ * "epoch" (an integer, in decimal) when the checkpoint's top-level dict has
+ * them. */
+int st3d_pth_read(const char *path, st3d_tensor_map **out, st3d_error *err);
+
+/* Reads any weights file, recognized by its content rather than its name:
+ * a .pth zip, a legacy .pth or a safetensors file.  A leading "module." (as
+ * nn.DataParallel writes) is stripped from every key. */
+int st3d_weights_read(const char *path, st3d_tensor_map **out, st3d_error *err);
+
+/* ---------------------------------------------------------------- networks */
+
+/* Which network to build.  Field names and defaults follow the options of
+ * the original 3D-ResNets-PyTorch (opts.py): --model, --model_depth,
+ * --n_classes, --n_input_channels, --resnet_shortcut, --conv1_t_size,
+ * --conv1_t_stride, --no_max_pool, --resnet_widen_factor, --wide_resnet_k,
+ * --resnext_cardinality. */
+typedef struct st3d_model_params {
+    char model[32];            /* "resnet", "preresnet", "wideresnet", "resnext" */
+    int model_depth;           /* 10, 18, 34, 50, 101, 152, 200 (family-dependent) */
+    int n_classes;             /* classifier outputs (400) */
+    int n_input_channels;      /* input channels (3) */
+    char resnet_shortcut;      /* 'A' (zero-padded identity) or 'B' (1x1x1 conv) */
+    int conv1_t_size;          /* temporal kernel of conv1 (7) */
+    int conv1_t_stride;        /* temporal stride of conv1 (1) */
+    int no_max_pool;           /* 1: no max pooling after conv1 */
+    float resnet_widen_factor; /* channel multiplier of resnet/preresnet (1.0) */
+    int wide_resnet_k;         /* width multiplier of wideresnet (2) */
+    int resnext_cardinality;   /* groups of ResNeXt's 3x3x3 convs (32) */
+    int conv1_planes;          /* conv1 width; 0: as the 2020 code (= layer1's width).
+                                  The 2018 code used 64 for wideresnet and resnext. */
+} st3d_model_params;
+
+st3d_model_params st3d_model_default_params(void);
+
+typedef struct st3d_model st3d_model;
+
+/* Builds the network with freshly initialized parameters (Kaiming-normal
+ * fan_out convs, unit batch norms, PyTorch's default Linear init), drawn
+ * from `seed`. */
+st3d_model *st3d_model_new(const st3d_model_params *params, uint64_t seed, st3d_error *err);
+void st3d_model_free(st3d_model *model);
+const st3d_model_params *st3d_model_get_params(const st3d_model *model);
+
+/* Learnable parameter count (as sum(p.numel() for p in model.parameters())). */
+int64_t st3d_model_n_params(const st3d_model *model);
+/* Width of the pooled feature vector fed to the classifier. */
+int st3d_model_feature_dim(const st3d_model *model);
+
+/* One row of the layer table, for an input of in_dhw = {frames, height, width}. */
+typedef struct st3d_layer_info {
+    const char *name;       /* module path, e.g. "layer1.0.conv1" ("" for unnamed) */
+    const char *kind;       /* "conv3d", "batchnorm3d", "relu", "maxpool3d", ... */
+    int64_t out_shape[4];   /* C, D, H, W of the output (C only for linear) */
+    int kernel[3];          /* conv / pool kernel, else 0 */
+    int stride[3];          /* conv / pool stride, else 0 */
+    int groups;             /* conv groups, else 0 */
+    int64_t n_params;       /* learnable parameters of this layer */
+} st3d_layer_info;
+size_t st3d_model_n_layers(const st3d_model *model);
+int st3d_model_layer(const st3d_model *model, size_t i, const int64_t in_dhw[3],
+                     st3d_layer_info *info, st3d_error *err);
+/* Multiply-accumulates x 2 of one forward pass of one clip of in_dhw. */
+double st3d_model_flops(const st3d_model *model, const int64_t in_dhw[3]);
+
+/* Copies parameters and buffers from map, whose keys must be exactly the
+ * network's state_dict keys (`source` names the map's file in errors, e.g.
+ * "W.safetensors: tensor 'fc.weight' has shape [10, 512], expected [400, 512]"). */
+int st3d_model_load(st3d_model *model, const st3d_tensor_map *map, const char *source,
+                    st3d_error *err);
+/* The state_dict (parameters, running statistics, num_batches_tracked), in
+ * PyTorch's key order. */
+int st3d_model_state_dict(const st3d_model *model, st3d_tensor_map **out, st3d_error *err);
+/* The gradients of the last backward pass, keyed by parameter name. */
+int st3d_model_grad_dict(const st3d_model *model, st3d_tensor_map **out, st3d_error *err);
+
+/* Flat views of all learnable parameters and of their gradients (same
+ * layout), e.g. for an all-reduce of gradients across processes. */
+float *st3d_model_param_data(st3d_model *model, int64_t *count);
+float *st3d_model_grad_data(st3d_model *model, int64_t *count);
+
+/* Eval-mode inference on x (n x C x d x h x w, NCDHW float32).  Writes
+ * logits (n x n_classes) and, if features is not NULL, the pooled features
+ * (n x feature_dim).  Buffers are built on the first call for a shape and
+ * reused; only live activations are kept. */
+int st3d_model_forward(st3d_model *model, const float *x, const int64_t shape[5], float *logits,
+                       float *features, st3d_error *err);
+
+/* Training-mode forward and backward on one batch with integer labels:
+ * batch statistics (running statistics updated), mean cross-entropy loss,
+ * gradients of every parameter written (not accumulated) into the gradient
+ * buffer.  logits (n x n_classes) may be NULL. */
+int st3d_model_train_step(st3d_model *model, const float *x, const int64_t shape[5],
+                          const int64_t *labels, float *loss, float *logits, st3d_error *err);
+
+/* --------------------------------------------------------------- optimizer */
+
+/* torch.optim.SGD's hyper-parameters (defaults as the original opts.py:
+ * lr 0.1, momentum 0.9, dampening 0, weight decay 1e-3, no Nesterov). */
+typedef struct st3d_sgd_params {
+    float lr;           /* learning rate */
+    float momentum;     /* momentum factor */
+    float dampening;    /* dampening of momentum */
+    float weight_decay; /* L2 penalty added to gradients */
+    int nesterov;       /* 1: Nesterov momentum */
+} st3d_sgd_params;
+
+st3d_sgd_params st3d_sgd_default_params(void);
+
+typedef struct st3d_sgd st3d_sgd;
+st3d_sgd *st3d_sgd_new(const st3d_model *model, const st3d_sgd_params *params, st3d_error *err);
+void st3d_sgd_free(st3d_sgd *opt);
+/* Changes the learning rate (schedulers). */
+void st3d_sgd_set_lr(st3d_sgd *opt, float lr);
+/* Applies one update to model's parameters from its gradient buffer. */
+int st3d_sgd_step(st3d_sgd *opt, st3d_model *model, st3d_error *err);
+
+/* ===================================================== video and data ===== */
+/* Reading what users have on disk (videos through FFmpeg's libraries, folders
+ * of JPEG frames through libjpeg-turbo), the original code's annotation JSON,
+ * its temporal and spatial augmentations (Hara et al., Section 3.3) and a
+ * threaded loader that turns all of it into NCDHW float32 batches. */
+
+/* --------------------------------------------------------- video decoding */
+
+/* swscale algorithm used to scale decoded frames. */
+typedef enum st3d_scaler {
+    ST3D_SCALER_BILINEAR = 0, /* SWS_BILINEAR, as ffmpeg -sws_flags bilinear */
+    ST3D_SCALER_BICUBIC = 1,  /* SWS_BICUBIC (the ffmpeg program's default) */
+    ST3D_SCALER_AREA = 2,     /* SWS_AREA */
+    ST3D_SCALER_POINT = 3,    /* SWS_POINT (nearest neighbour) */
+} st3d_scaler;
+
+typedef struct st3d_video_params {
+    int short_side;     /* scale so the shorter side has this many pixels, the
+                           other rounded to nearest (as ffmpeg's scale=-1:N);
+                           0: the video's own size */
+    int width, height;  /* exact output size when both > 0 (overrides short_side) */
+    int threads;        /* libavcodec decoding threads (frame threading);
+                           0: automatic, 1: decode on the calling thread */
+    int autorotate;     /* 1: apply the stream's rotation metadata as the
+                           ffmpeg program does (default 1) */
+    st3d_scaler scaler; /* scaling algorithm (default bilinear) */
+} st3d_video_params;
+
+st3d_video_params st3d_video_default_params(void);
+
+typedef struct st3d_video_info {
+    int width, height;             /* size of returned frames (scaled, rotated) */
+    int coded_width, coded_height; /* the stream's own size, before rotation */
+    int rotation;                  /* clockwise degrees applied: 0, 90, 180, 270 */
+    double fps;                    /* average frame rate, 0 when unknown */
+    double duration;               /* seconds, 0 when unknown */
+    int64_t n_frames;              /* frames in presentation order (from an index
+                                      of the packets built at open) */
+    int frame_accurate;            /* 1: every packet has a timestamp, seeks are
+                                      exact; 0: seeks decode from the start */
+    char codec[32];                /* libavcodec's name, e.g. "h264" */
+    char container[32];            /* libavformat's name, e.g. "mov,mp4,m4a,3gp,3g2,mj2" (cut) */
+} st3d_video_info;
+
+typedef struct st3d_video st3d_video;
+
+/* Opens any file FFmpeg reads and indexes its video packets (a demux pass
+ * without decoding).  Memory is one frame plus the decoder's references and
+ * 8 bytes per frame of index, never the whole video. */
+st3d_video *st3d_video_open(const char *path, const st3d_video_params *params,
+                            st3d_error *err);
+void st3d_video_free(st3d_video *video);
+const st3d_video_info *st3d_video_get_info(const st3d_video *video);
+
+/* Positions the video so that the next st3d_video_read_frame returns the
+ * first frame whose timestamp is >= seconds. */
+int st3d_video_seek(st3d_video *video, double seconds, st3d_error *err);
+
+/* Decodes the next frame in presentation order into rgb (height x width x 3
+ * bytes, RGB24, rows top to bottom).  Returns 1 with a frame, 0 at the end,
+ * -1 on error.  index (0-based frame number) and pts (seconds, the stream's
+ * presentation timestamp) may be NULL. */
+int st3d_video_read_frame(st3d_video *video, uint8_t *rgb, int64_t *index, double *pts,
+                          st3d_error *err);
+
+/* Frame-accurate clip extraction: decodes the frames indices[0..n) (0-based,
+ * any order, repeats allowed) into rgb (n x height x width x 3).  Seeks to the
+ * key frame before the first one needed and decodes only up to the last;
+ * only requested frames are converted.  A frame past the end is an error. */
+int st3d_video_read_frames(st3d_video *video, const int64_t *indices, int n, uint8_t *rgb,
+                           st3d_error *err);
+
+/* ------------------------------------------------------------ annotations */
+
+/* The original code's annotation JSON:
+ *   {"labels": [names...],
+ *    "database": {video_id: {"subset": "training"|"validation"|"testing",
+ *                            "annotations": {"label": name, "segment": [b, e]},
+ *                            "video_path": optional}}}
+ * and ActivityNet v1.3's (a "taxonomy" whose leaves are the labels, lists of
+ * annotations with segments in seconds, a per-video "fps"). */
+typedef struct st3d_dataset st3d_dataset;
+
+typedef struct st3d_sample_info {
+    const char *video_id; /* the database key */
+    const char *path;     /* frame folder or video file */
+    int64_t label;        /* index into labels, -1 when unlabeled (testing) */
+    int64_t begin, end;   /* frames [begin, end), numbered from 1 as the
+                             original's image_%05d.jpg */
+} st3d_sample_info;
+
+/* Reads the samples of one subset ("training", "validation", "testing").  A
+ * video is looked up as video_root/label/video_id (ActivityNet:
+ * video_root/v_video_id), a frame folder or, failing that, a video file with
+ * a known extension (.mp4 .avi .webm .mkv .mov ...).  Missing videos and
+ * entries naming a label absent from "labels" are skipped and recorded as
+ * warnings; malformed JSON fails naming the file, line and column. */
+st3d_dataset *st3d_dataset_open(const char *annotation_path, const char *video_root,
+                                const char *subset, st3d_error *err);
+/* A dataset of whole videos or frame folders (labels may be NULL: all -1),
+ * for classifying files that have no annotation.  Frames are counted here. */
+st3d_dataset *st3d_dataset_from_paths(const char *const *paths, const int64_t *labels,
+                                      int64_t n, st3d_error *err);
+void st3d_dataset_free(st3d_dataset *ds);
+int64_t st3d_dataset_size(const st3d_dataset *ds);
+int st3d_dataset_sample(const st3d_dataset *ds, int64_t i, st3d_sample_info *info);
+int64_t st3d_dataset_n_classes(const st3d_dataset *ds);
+const char *st3d_dataset_class_name(const st3d_dataset *ds, int64_t label);
+/* Problems met while reading (one line each, naming the file). */
+int64_t st3d_dataset_n_warnings(const st3d_dataset *ds);
+const char *st3d_dataset_warning(const st3d_dataset *ds, int64_t i);
+
+/* Builds the original code's JSON (util_scripts/ucf101_json.py,
+ * hmdb51_json.py, kinetics_json.py; for ActivityNet the v1.3 file plus
+ * "labels" and each video's "fps").  dataset: "ucf101", "hmdb51", "kinetics",
+ * "activitynet".  src: UCF-101's folder of classInd.txt/trainlist0N.txt/
+ * testlist0N.txt, HMDB-51's folder of *_test_splitN.txt, Kinetics' folder of
+ * kinetics-K_{train,val,test}.csv, ActivityNet's JSON file.  video_root, when
+ * not NULL, is where frame counts (segments) and frame rates are found. */
+typedef struct st3d_annotation_params {
+    const char *dataset;    /* "ucf101" | "hmdb51" | "kinetics" | "activitynet" */
+    const char *src;        /* split files folder, or the ActivityNet JSON */
+    const char *video_root; /* frame folders / videos; NULL: no segments */
+    int split;              /* UCF-101 / HMDB-51 split 1..3 */
+    int n_classes;          /* Kinetics: 400, 600 or 700 (file names) */
+    double fps;             /* ActivityNet: frame rate when no video gives one (0: none) */
+} st3d_annotation_params;
+st3d_annotation_params st3d_annotation_default_params(void);
+int st3d_make_annotations(const st3d_annotation_params *params, const char *dst_json,
+                          int64_t *n_videos, st3d_error *err);
+
+/* ------------------------------------------------------------- transforms */
+
+/* Temporal cropping (the original's temporal_transforms.py). */
+typedef enum st3d_temporal_crop {
+    ST3D_TCROP_RANDOM = 0,  /* TemporalRandomCrop: one clip, uniform start */
+    ST3D_TCROP_CENTER = 1,  /* TemporalCenterCrop: one clip around the middle */
+    ST3D_TCROP_BEGIN = 2,   /* TemporalBeginCrop: the first frames */
+    ST3D_TCROP_EVEN = 3,    /* TemporalEvenCrop: n_clips clips spread evenly */
+    ST3D_TCROP_SLIDING = 4, /* SlidingWindow: every window_stride frames */
+} st3d_temporal_crop;
+
+/* Spatial cropping (the original's spatial_transforms.py / main.py). */
+typedef enum st3d_spatial_crop {
+    ST3D_SCROP_RANDOM = 0, /* RandomResizedCrop (--train_crop random) */
+    ST3D_SCROP_CORNER = 1, /* MultiScaleCornerCrop (--train_crop corner) */
+    ST3D_SCROP_CENTER = 2, /* Resize + CenterCrop (--train_crop center, validation) */
+} st3d_spatial_crop;
+
+/* Fills mean and std (3 values each) for --mean_dataset ("kinetics",
+ * "activitynet", "0.5") scaled by value_scale, as the original's mean.py. */
+int st3d_mean_std(const char *mean_dataset, float value_scale, float mean[3], float std[3],
+                  st3d_error *err);
+
+/* ----------------------------------------------------------------- loader */
+
+typedef struct st3d_loader_params {
+    int batch_size;               /* clips per batch (--batch_size) */
+    int n_threads;                /* worker threads (--n_threads) */
+    int queue_batches;            /* ready batches buffered ahead (>= 1) */
+    int sample_size;              /* output height and width (--sample_size 112) */
+    int sample_duration;          /* frames per clip (--sample_duration 16) */
+    int sample_t_stride;          /* temporal subsampling (--sample_t_stride 1) */
+    st3d_temporal_crop t_crop;    /* --train_t_crop, or validation/inference modes */
+    int n_clips;                  /* clips per video for ST3D_TCROP_EVEN (--n_val_samples) */
+    int window_stride;            /* ST3D_TCROP_SLIDING stride (--inference_stride; 0: duration) */
+    st3d_spatial_crop crop;       /* --train_crop */
+    float train_crop_min_scale;   /* RandomResizedCrop area range (min, 1) */
+    float train_crop_min_ratio;   /* RandomResizedCrop aspect range (r, 1/r) */
+    int hflip;                    /* 1: flip with probability 1/2 (not --no_hflip) */
+    int colorjitter;              /* 1: ColorJitter (--colorjitter) */
+    float jitter_brightness;      /* ColorJitter strengths; the original's defaults */
+    float jitter_contrast;        /*   are all 0, which makes it an identity */
+    float jitter_saturation;
+    float jitter_hue;             /* 0 .. 0.5 */
+    float value_scale;            /* 1: values in [0, 1]; 255: [0, 255] (--value_scale) */
+    float mean[3];                /* subtracted per channel (already x value_scale) */
+    float std[3];                 /* divided per channel (already x value_scale) */
+    int mean_norm;                /* 0: no mean subtraction (--no_mean_norm) */
+    int std_norm;                 /* 0: no division by std (--no_std_norm) */
+    int shuffle;                  /* 1: a new random order every epoch */
+    int drop_last;                /* 1: drop a last, incomplete batch */
+    uint64_t seed;                /* every random choice derives from (seed, epoch, sample) */
+    int shard_index, shard_count; /* this process's share, as DistributedSampler */
+    int video_short_side;         /* videos: scale at decode to this short side (0: native) */
+    int decoder_threads;          /* videos: libavcodec threads per worker (1) */
+} st3d_loader_params;
+
+st3d_loader_params st3d_loader_default_params(void);
+
+/* Per clip of a batch: where it came from and what was drawn. */
+typedef struct st3d_clip_info {
+    int64_t sample;       /* dataset index */
+    int64_t begin, end;   /* first and one-past-last frame number (1-based) used */
+    int clip;             /* clip number within its video (multi-clip crops) */
+    int crop_x, crop_y;   /* crop origin in the source frame (center crop:
+                             in the frame after Resize) */
+    int crop_w, crop_h;   /* crop size in the source frame (center crop: the
+                             size of the frame after Resize) */
+    int flipped;          /* 1: horizontally flipped */
+    float jitter[4];      /* brightness, contrast, saturation, hue factors */
+    int jitter_order[4];  /* order applied (0 b, 1 c, 2 s, 3 h) */
+} st3d_clip_info;
+
+typedef struct st3d_loader_stats {
+    int64_t epoch;          /* the current epoch */
+    int64_t n_batches;      /* batches of this epoch (before skips) */
+    int64_t n_clips;        /* clips delivered so far this epoch */
+    int64_t n_skipped;      /* unreadable videos skipped so far this epoch */
+    int64_t n_skipped_total;/* distinct unreadable videos met since creation */
+    double busy_seconds;    /* worker time spent decoding and augmenting */
+} st3d_loader_stats;
+
+typedef struct st3d_loader st3d_loader;
+
+/* The loader borrows ds, which must outlive it.  Workers start at the first
+ * st3d_loader_start_epoch. */
+st3d_loader *st3d_loader_new(const st3d_dataset *ds, const st3d_loader_params *params,
+                             st3d_error *err);
+void st3d_loader_free(st3d_loader *loader);
+/* Starts epoch (0, 1, ...): its order (shuffled from seed and epoch), this
+ * shard's part, then workers fill the queue.  Abandons an unfinished epoch. */
+int st3d_loader_start_epoch(st3d_loader *loader, int64_t epoch, st3d_error *err);
+/* Shape of a full batch: {batch_size, 3, sample_duration, sample_size, sample_size}. */
+void st3d_loader_batch_shape(const st3d_loader *loader, int64_t shape[5]);
+/* Waits for the next batch and copies it out: clips (N x 3 x T x H x W,
+ * NCDHW float32), labels (N; may be NULL), info (N; may be NULL).  *n gets
+ * the clips in it (< batch_size for the last batch, or when a video was
+ * skipped).  Returns 1 with a batch, 0 at the end of the epoch, -1 on error. */
+int st3d_loader_next(st3d_loader *loader, float *clips, int64_t *labels, st3d_clip_info *info,
+                     int *n, st3d_error *err);
+/* Pops the oldest unread message about a skipped video into buf; returns 1,
+ * or 0 when there is none.  Each video is reported once. */
+int st3d_loader_pop_message(st3d_loader *loader, char *buf, size_t cap);
+void st3d_loader_get_stats(const st3d_loader *loader, st3d_loader_stats *stats);
+
+/* =============================================== end of video and data ===== */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ST3D_H */

@@ -1,0 +1,44 @@
+/*
+ * cli.h - shared pieces of the st3d command-line program: the subcommand
+ * table, option parsing helpers and error printing.  Only the CLI prints
+ * and exits; the library reports errors through st3d_error.
+ */
+#ifndef ST3D_CLI_H
+#define ST3D_CLI_H
+
+#include "st3d.h"
+
+#include <stdio.h>
+
+/* Each subcommand: argc/argv start at the subcommand's own name. */
+typedef int (*cli_command_fn)(int argc, char **argv);
+
+int cmd_forward(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_train_steps(int argc, char **argv);
+
+/* Prints "st3d: <msg>" to stderr; returns 1 (the exit code). */
+int cli_error(const st3d_error *err);
+int cli_errorf(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+/* Option matching that accepts both '-' and '_' spellings, as in the
+ * original opts.py ("--model_depth" and "--model-depth").  name is given
+ * with dashes and without the leading "--".  Returns 1 on a match. */
+int cli_opt_is(const char *arg, const char *name);
+/* Parses an integer / float option value; on failure prints an error naming
+ * the option and returns -1. */
+int cli_parse_int(const char *opt, const char *s, int *out);
+int cli_parse_float(const char *opt, const char *s, float *out);
+
+/* Consumes argv[*i] (and its value) when it is a network option or
+ * --threads: returns 1 (and advances *i), 0 when it is not one, -1 after
+ * printing an error for a bad value. */
+int cli_model_opt(int argc, char **argv, int *i, st3d_model_params *p, int *threads);
+void cli_model_usage(FILE *out);
+
+#endif /* ST3D_CLI_H */

@@ -1,0 +1,97 @@
+/*
+ * cmd_forward.c - `st3d forward`: eval-mode inference on a batch stored as
+ * a NumPy array, writing logits and optionally the pooled features.
+ *
+ *   st3d forward [network options] --weights W --input X.npy --output Y.npy
+ *                [--features F.npy]
+ */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int cli_open_model(const st3d_model_params *p, const char *weights, st3d_model **out) {
+    st3d_error err = {0};
+    st3d_model *m = st3d_model_new(p, 0, &err);
+    if (!m) return cli_error(&err);
+    if (weights) {
+        st3d_tensor_map *map = NULL;
+        if (st3d_weights_read(weights, &map, &err) != 0 || st3d_model_load(m, map, weights, &err) != 0) {
+            st3d_tensor_map_free(map);
+            st3d_model_free(m);
+            return cli_error(&err);
+        }
+        st3d_tensor_map_free(map);
+    }
+    *out = m;
+    return 0;
+}
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: st3d forward [network options] --weights W.safetensors --input X.npy\n"
+                 "                    --output Y.npy [--features F.npy]\n\n");
+    cli_model_usage(out);
+}
+
+int cmd_forward(int argc, char **argv) {
+    st3d_model_params p = st3d_model_default_params();
+    int threads = 0;
+    const char *weights = NULL, *input = NULL, *output = NULL, *features = NULL;
+    for (int i = 1; i < argc;) {
+        int r = cli_model_opt(argc, argv, &i, &p, &threads);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        const char *a = argv[i];
+        if (cli_opt_is(a, "help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) return cli_errorf("unknown option or missing value: %s", a), 2;
+        if (cli_opt_is(a, "weights")) weights = argv[i + 1];
+        else if (cli_opt_is(a, "input")) input = argv[i + 1];
+        else if (cli_opt_is(a, "output")) output = argv[i + 1];
+        else if (cli_opt_is(a, "features")) features = argv[i + 1];
+        else return cli_errorf("unknown option: %s (see st3d forward --help)", a), 2;
+        i += 2;
+    }
+    if (!weights || !input || !output)
+        return cli_errorf("forward needs --weights, --input and --output (see --help)"), 2;
+    st3d_set_threads(threads);
+
+    st3d_error err = {0};
+    float *x = NULL;
+    int ndim = 0;
+    int64_t shape[ST3D_MAX_DIMS];
+    if (st3d_npy_read_f32(input, &x, &ndim, shape, &err) != 0) return cli_error(&err);
+    if (ndim != 5) {
+        free(x);
+        return cli_errorf("%s: expected a 5-d array N x C x D x H x W, found %d dimensions", input,
+                          ndim);
+    }
+    st3d_model *m = NULL;
+    if (cli_open_model(&p, weights, &m) != 0) {
+        free(x);
+        return 1;
+    }
+    int rc = 1;
+    int64_t n = shape[0], k = p.n_classes, f = st3d_model_feature_dim(m);
+    float *logits = malloc(sizeof(float) * (size_t)(n * k));
+    float *feats = features ? malloc(sizeof(float) * (size_t)(n * f)) : NULL;
+    if (!logits || (features && !feats)) {
+        cli_errorf("out of memory");
+    } else if (st3d_model_forward(m, x, shape, logits, feats, &err) != 0) {
+        cli_errorf("%s: %s", input, err.msg);
+    } else {
+        int64_t ls[2] = {n, k}, fs[2] = {n, f};
+        if (st3d_npy_write_f32(output, logits, 2, ls, &err) != 0 ||
+            (features && st3d_npy_write_f32(features, feats, 2, fs, &err) != 0))
+            cli_error(&err);
+        else
+            rc = 0;
+    }
+    free(logits);
+    free(feats);
+    free(x);
+    st3d_model_free(m);
+    return rc;
+}

@@ -1,0 +1,116 @@
+/*
+ * cmd_train_steps.c - `st3d train-steps`: K SGD steps on one batch, then
+ * the state_dict (and the last step's gradients) written as safetensors.
+ * This is how the equality tests compare training with PyTorch.
+ *
+ *   st3d train-steps [network options] --weights W --input X.npy --labels L.npy
+ *       --steps K [--lr 0.1] [--momentum 0.9] [--dampening 0]
+ *       [--weight-decay 1e-3] [--nesterov] --output OUT.safetensors [--grads G.safetensors]
+ */
+#include "cli.h"
+
+#include <stdlib.h>
+
+int cli_open_model(const st3d_model_params *p, const char *weights, st3d_model **out);
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: st3d train-steps [network options] --weights W --input X.npy --labels L.npy\n"
+                 "        --steps K [--lr 0.1] [--momentum 0.9] [--dampening 0] [--weight-decay 1e-3]\n"
+                 "        [--nesterov] --output OUT.safetensors [--grads G.safetensors]\n\n");
+    cli_model_usage(out);
+}
+
+int cmd_train_steps(int argc, char **argv) {
+    st3d_model_params p = st3d_model_default_params();
+    st3d_sgd_params h = st3d_sgd_default_params();
+    int threads = 0, steps = 1;
+    const char *weights = NULL, *input = NULL, *labels_path = NULL, *output = NULL, *grads = NULL;
+    for (int i = 1; i < argc;) {
+        int r = cli_model_opt(argc, argv, &i, &p, &threads);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        const char *a = argv[i];
+        if (cli_opt_is(a, "help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (cli_opt_is(a, "nesterov")) {
+            h.nesterov = 1;
+            i++;
+            continue;
+        }
+        if (i + 1 >= argc) return cli_errorf("unknown option or missing value: %s", a), 2;
+        const char *v = argv[i + 1];
+        int bad = 0;
+        if (cli_opt_is(a, "weights")) weights = v;
+        else if (cli_opt_is(a, "input")) input = v;
+        else if (cli_opt_is(a, "labels")) labels_path = v;
+        else if (cli_opt_is(a, "output")) output = v;
+        else if (cli_opt_is(a, "grads")) grads = v;
+        else if (cli_opt_is(a, "steps")) bad = cli_parse_int(a, v, &steps);
+        else if (cli_opt_is(a, "lr") || cli_opt_is(a, "learning-rate")) bad = cli_parse_float(a, v, &h.lr);
+        else if (cli_opt_is(a, "momentum")) bad = cli_parse_float(a, v, &h.momentum);
+        else if (cli_opt_is(a, "dampening")) bad = cli_parse_float(a, v, &h.dampening);
+        else if (cli_opt_is(a, "weight-decay")) bad = cli_parse_float(a, v, &h.weight_decay);
+        else return cli_errorf("unknown option: %s (see st3d train-steps --help)", a), 2;
+        if (bad) return 2;
+        i += 2;
+    }
+    if (!input || !labels_path || !output)
+        return cli_errorf("train-steps needs --input, --labels and --output (see --help)"), 2;
+    if (steps < 1) return cli_errorf("--steps must be positive"), 2;
+    st3d_set_threads(threads);
+
+    st3d_error err = {0};
+    float *x = NULL;
+    int64_t *labels = NULL, n_labels = 0, shape[ST3D_MAX_DIMS];
+    int ndim = 0;
+    if (st3d_npy_read_f32(input, &x, &ndim, shape, &err) != 0) return cli_error(&err);
+    if (ndim != 5) {
+        free(x);
+        return cli_errorf("%s: expected a 5-d array N x C x D x H x W, found %d dimensions", input, ndim);
+    }
+    if (st3d_npy_read_i64(labels_path, &labels, &n_labels, &err) != 0) {
+        free(x);
+        return cli_error(&err);
+    }
+    int rc = 1;
+    st3d_model *m = NULL;
+    st3d_sgd *opt = NULL;
+    if (n_labels != shape[0]) {
+        cli_errorf("%s: %lld labels for a batch of %lld clips", labels_path, (long long)n_labels,
+                   (long long)shape[0]);
+        goto out;
+    }
+    if (cli_open_model(&p, weights, &m) != 0) goto out;
+    opt = st3d_sgd_new(m, &h, &err);
+    if (!opt) {
+        cli_error(&err);
+        goto out;
+    }
+    for (int s = 0; s < steps; s++) {
+        float loss = 0.0f;
+        if (st3d_model_train_step(m, x, shape, labels, &loss, NULL, &err) != 0 ||
+            st3d_sgd_step(opt, m, &err) != 0) {
+            cli_error(&err);
+            goto out;
+        }
+        printf("step %d loss %.6f\n", s + 1, loss);
+    }
+    st3d_tensor_map *sd = NULL, *gd = NULL;
+    if (st3d_model_state_dict(m, &sd, &err) != 0 || st3d_safetensors_write(output, sd, &err) != 0 ||
+        (grads && (st3d_model_grad_dict(m, &gd, &err) != 0 ||
+                   st3d_safetensors_write(grads, gd, &err) != 0))) {
+        cli_error(&err);
+    } else {
+        rc = 0;
+    }
+    st3d_tensor_map_free(sd);
+    st3d_tensor_map_free(gd);
+out:
+    st3d_sgd_free(opt);
+    st3d_model_free(m);
+    free(x);
+    free(labels);
+    return rc;
+}

@@ -1,0 +1,47 @@
+/*
+ * main.c - entry point of the st3d program: finds the subcommand in the
+ * table below and hands it the rest of the command line.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct command {
+    const char *name;    /* as typed: "st3d forward ..." */
+    cli_command_fn run;  /* returns the process exit code */
+    const char *summary; /* one line for the usage text */
+} command;
+
+static const command COMMANDS[] = {
+    {"info", cmd_info, "print a network's layer table and parameter count, or a weights file's contents"},
+    {"forward", cmd_forward, "eval-mode inference on a .npy batch: logits and features"},
+    {"bench", cmd_bench, "time inference or training steps (clips/s, GFLOP/s)"},
+    {"train-steps", cmd_train_steps, "run K SGD steps on one batch and save parameters, gradients, statistics"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: st3d COMMAND [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        fprintf(out, "  %-18s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(out, "\n'st3d COMMAND --help' lists a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("st3d 0.1.0\n");
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "st3d: unknown command '%s' (try 'st3d --help')\n", argv[1]);
+    return 2;
+}

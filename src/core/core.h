@@ -1,0 +1,47 @@
+/*
+ * core.h - internal helpers shared by every layer of libst3d: error
+ * reporting, checked allocation, and small utilities.  Not installed.
+ */
+#ifndef ST3D_CORE_H
+#define ST3D_CORE_H
+
+#include "st3d.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#if defined(__GNUC__)
+#define ST3D_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define ST3D_PRINTF(a, b)
+#endif
+
+/* Fills err (which may be NULL) and returns -1, so that error paths read
+ *     if (!f) return st3d_fail(err, ST3D_ERR_IO, "%s: cannot open", path);  */
+int st3d_fail(st3d_error *err, st3d_status code, const char *fmt, ...) ST3D_PRINTF(3, 4);
+
+/* Resets err to ST3D_OK. */
+void st3d_error_clear(st3d_error *err);
+
+/* Allocation that records ST3D_ERR_NOMEM in err on failure.  Sizes above
+ * ST3D_MAX_ALLOC are refused up front, so that a hostile size field in a file
+ * can never reach malloc. */
+#define ST3D_MAX_ALLOC ((size_t)16 << 30)
+void *st3d_malloc(size_t n, st3d_error *err);
+void *st3d_calloc(size_t count, size_t size, st3d_error *err);
+/* 64-byte aligned (for kernels); free with st3d_aligned_free. */
+void *st3d_aligned_alloc(size_t n, st3d_error *err);
+void st3d_aligned_free(void *p);
+
+/* a * b, or -1 when the product would overflow int64 or either is negative. */
+int64_t st3d_mul_checked(int64_t a, int64_t b);
+
+/* Writes to "<path>.tmp.<pid>" through the callback, then renames over path;
+ * on any failure the temporary is removed and path is left untouched. */
+typedef int (*st3d_write_fn)(FILE *f, void *user, st3d_error *err);
+int st3d_write_atomic(const char *path, st3d_write_fn fn, void *user, st3d_error *err);
+
+/* Monotonic wall-clock seconds. */
+double st3d_now(void);
+
+#endif /* ST3D_CORE_H */

@@ -1,0 +1,119 @@
+/*
+ * error.c - error records, checked allocation, atomic file writing and the
+ * clock: the small plumbing every other file leans on.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "core.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *st3d_status_name(st3d_status code) {
+    switch (code) {
+    case ST3D_OK: return "ok";
+    case ST3D_ERR_INVALID: return "invalid argument";
+    case ST3D_ERR_IO: return "i/o error";
+    case ST3D_ERR_FORMAT: return "format error";
+    case ST3D_ERR_MISMATCH: return "mismatch";
+    case ST3D_ERR_NOMEM: return "out of memory";
+    case ST3D_ERR_BACKEND: return "backend error";
+    case ST3D_ERR_UNSUPPORTED: return "unsupported";
+    }
+    return "unknown error";
+}
+
+int st3d_fail(st3d_error *err, st3d_status code, const char *fmt, ...) {
+    if (err) {
+        err->code = code;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        /* keep it one line */
+        for (char *c = err->msg; *c; c++)
+            if (*c == '\n' || *c == '\r') *c = ' ';
+    }
+    return -1;
+}
+
+void st3d_error_clear(st3d_error *err) {
+    if (err) {
+        err->code = ST3D_OK;
+        err->msg[0] = '\0';
+    }
+}
+
+void *st3d_malloc(size_t n, st3d_error *err) {
+    if (n > ST3D_MAX_ALLOC) {
+        st3d_fail(err, ST3D_ERR_NOMEM, "refusing to allocate %zu bytes", n);
+        return NULL;
+    }
+    void *p = malloc(n ? n : 1);
+    if (!p) st3d_fail(err, ST3D_ERR_NOMEM, "cannot allocate %zu bytes", n);
+    return p;
+}
+
+void *st3d_calloc(size_t count, size_t size, st3d_error *err) {
+    if (size && count > ST3D_MAX_ALLOC / size) {
+        st3d_fail(err, ST3D_ERR_NOMEM, "refusing to allocate %zu x %zu bytes", count, size);
+        return NULL;
+    }
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) st3d_fail(err, ST3D_ERR_NOMEM, "cannot allocate %zu x %zu bytes", count, size);
+    return p;
+}
+
+void *st3d_aligned_alloc(size_t n, st3d_error *err) {
+    if (n > ST3D_MAX_ALLOC) {
+        st3d_fail(err, ST3D_ERR_NOMEM, "refusing to allocate %zu bytes", n);
+        return NULL;
+    }
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n ? n : 64) != 0) {
+        st3d_fail(err, ST3D_ERR_NOMEM, "cannot allocate %zu bytes", n);
+        return NULL;
+    }
+    return p;
+}
+
+void st3d_aligned_free(void *p) { free(p); }
+
+int64_t st3d_mul_checked(int64_t a, int64_t b) {
+    if (a < 0 || b < 0) return -1;
+    if (a != 0 && b > INT64_MAX / a) return -1;
+    return a * b;
+}
+
+int st3d_write_atomic(const char *path, st3d_write_fn fn, void *user, st3d_error *err) {
+    size_t n = strlen(path) + 32;
+    char *tmp = st3d_malloc(n, err);
+    if (!tmp) return -1;
+    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        st3d_fail(err, ST3D_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    int rc = fn(f, user, err);
+    if (rc == 0 && fflush(f) != 0)
+        rc = st3d_fail(err, ST3D_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    if (rc == 0 && fsync(fileno(f)) != 0)
+        rc = st3d_fail(err, ST3D_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
+    if (fclose(f) != 0 && rc == 0)
+        rc = st3d_fail(err, ST3D_ERR_IO, "%s: close failed: %s", path, strerror(errno));
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = st3d_fail(err, ST3D_ERR_IO, "%s: cannot rename into place: %s", path, strerror(errno));
+    if (rc != 0) remove(tmp);
+    free(tmp);
+    return rc;
+}
+
+double st3d_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

@@ -1,0 +1,200 @@
+/*
+ * jpeg_frames.c - JPEG pictures through libjpeg-turbo, and frame folders as
+ * the original 3D-ResNets-PyTorch stores videos (one folder per video,
+ * image_00001.jpg ... numbered from 1).
+ *
+ * libjpeg reports fatal errors through a callback that must not return; it
+ * longjmps back into st3d_jpeg_read, which turns the message into an
+ * st3d_error naming the file.  Warnings are ignored, except a premature end
+ * of data, which PIL also refuses (a truncated file).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "io/video.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jpeglib.h>
+#include <jerror.h>
+
+int st3d_image_reserve(st3d_image *img, int w, int h, st3d_error *err) {
+    if (w <= 0 || h <= 0 || (int64_t)w * h > ST3D_MAX_PIXELS)
+        return st3d_fail(err, ST3D_ERR_INVALID, "picture size %dx%d is out of range", w, h);
+    size_t need = (size_t)w * h * 3;
+    if (need > img->cap) {
+        uint8_t *p = st3d_malloc(need, err);
+        if (!p) return -1;
+        free(img->data);
+        img->data = p;
+        img->cap = need;
+    }
+    img->width = w;
+    img->height = h;
+    return 0;
+}
+
+void st3d_image_release(st3d_image *img) {
+    free(img->data);
+    memset(img, 0, sizeof *img);
+}
+
+int st3d_is_dir(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+int st3d_is_file(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* libjpeg's error manager extended with a way back and the message. */
+typedef struct jerr {
+    struct jpeg_error_mgr mgr; /* libjpeg's part (must come first) */
+    jmp_buf back;              /* where error_exit returns to */
+    char msg[JMSG_LENGTH_MAX]; /* the fatal message */
+    int truncated;             /* 1: "premature end of JPEG file" was warned */
+} jerr;
+
+static void on_error_exit(j_common_ptr cinfo) {
+    jerr *e = (jerr *)cinfo->err;
+    (*cinfo->err->format_message)(cinfo, e->msg);
+    longjmp(e->back, 1);
+}
+
+static void on_emit_message(j_common_ptr cinfo, int level) {
+    jerr *e = (jerr *)cinfo->err;
+    if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) e->truncated = 1;
+}
+
+static void on_output_message(j_common_ptr cinfo) { (void)cinfo; }
+
+int st3d_jpeg_read(const char *path, st3d_image *img, st3d_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return st3d_fail(err, ST3D_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct jpeg_decompress_struct cinfo;
+    jerr je;
+    memset(&je, 0, sizeof je);
+    cinfo.err = jpeg_std_error(&je.mgr);
+    je.mgr.error_exit = on_error_exit;
+    je.mgr.emit_message = on_emit_message;
+    je.mgr.output_message = on_output_message;
+    /* volatile: modified between setjmp and a possible longjmp */
+    uint8_t *volatile row_tmp = NULL;
+    if (setjmp(je.back)) {
+        jpeg_destroy_decompress(&cinfo);
+        fclose(f);
+        free(row_tmp);
+        return st3d_fail(err, ST3D_ERR_FORMAT, "%s: not a readable JPEG (%s)", path, je.msg);
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_stdio_src(&cinfo, f);
+    jpeg_read_header(&cinfo, TRUE);
+    if ((int64_t)cinfo.image_width * cinfo.image_height > ST3D_MAX_PIXELS) {
+        unsigned w = cinfo.image_width, h = cinfo.image_height;
+        jpeg_destroy_decompress(&cinfo);
+        fclose(f);
+        return st3d_fail(err, ST3D_ERR_FORMAT, "%s: header declares %ux%u pixels, refusing", path,
+                         w, h);
+    }
+    int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+    cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
+    jpeg_start_decompress(&cinfo);
+    int w = (int)cinfo.output_width, h = (int)cinfo.output_height;
+    if (st3d_image_reserve(img, w, h, err) != 0) {
+        jpeg_destroy_decompress(&cinfo);
+        fclose(f);
+        return -1;
+    }
+    if (cmyk) {
+        row_tmp = malloc((size_t)w * 4);
+        if (!row_tmp) longjmp(je.back, 1);
+    }
+    while (cinfo.output_scanline < cinfo.output_height) {
+        uint8_t *row = img->data + (size_t)cinfo.output_scanline * w * 3;
+        JSAMPROW rp = cmyk ? row_tmp : row;
+        jpeg_read_scanlines(&cinfo, &rp, 1);
+        if (cmyk) /* Adobe's inverted CMYK, as PIL's CMYK -> RGB */
+            for (int x = 0; x < w; x++) {
+                const uint8_t *c = row_tmp + 4 * x;
+                for (int k = 0; k < 3; k++) row[3 * x + k] = (uint8_t)((c[k] * c[3] + 127) / 255);
+            }
+        if (je.truncated) break;
+    }
+    if (!je.truncated) jpeg_finish_decompress(&cinfo);
+    jpeg_destroy_decompress(&cinfo);
+    fclose(f);
+    free(row_tmp);
+    if (je.truncated)
+        return st3d_fail(err, ST3D_ERR_FORMAT, "%s: truncated JPEG (premature end of data)", path);
+    return 0;
+}
+
+/* Writer state for st3d_write_atomic. */
+typedef struct jpeg_job {
+    const uint8_t *rgb; /* picture, h x w x 3 */
+    int w, h;           /* size */
+    int quality;        /* 1..100 */
+    const char *path;   /* for messages */
+} jpeg_job;
+
+static int write_jpeg_cb(FILE *f, void *user, st3d_error *err) {
+    jpeg_job *job = user;
+    struct jpeg_compress_struct cinfo;
+    jerr je;
+    memset(&je, 0, sizeof je);
+    cinfo.err = jpeg_std_error(&je.mgr);
+    je.mgr.error_exit = on_error_exit;
+    je.mgr.output_message = on_output_message;
+    if (setjmp(je.back)) {
+        jpeg_destroy_compress(&cinfo);
+        return st3d_fail(err, ST3D_ERR_IO, "%s: JPEG encoding failed (%s)", job->path, je.msg);
+    }
+    jpeg_create_compress(&cinfo);
+    jpeg_stdio_dest(&cinfo, f);
+    cinfo.image_width = (JDIMENSION)job->w;
+    cinfo.image_height = (JDIMENSION)job->h;
+    cinfo.input_components = 3;
+    cinfo.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_quality(&cinfo, job->quality, TRUE);
+    jpeg_start_compress(&cinfo, TRUE);
+    while (cinfo.next_scanline < cinfo.image_height) {
+        JSAMPROW rp = (JSAMPROW)(job->rgb + (size_t)cinfo.next_scanline * job->w * 3);
+        jpeg_write_scanlines(&cinfo, &rp, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    jpeg_destroy_compress(&cinfo);
+    return 0;
+}
+
+int st3d_jpeg_write(const char *path, const uint8_t *rgb, int w, int h, int quality,
+                    st3d_error *err) {
+    if (quality < 1 || quality > 100)
+        return st3d_fail(err, ST3D_ERR_INVALID, "%s: JPEG quality %d is not in 1..100", path,
+                         quality);
+    jpeg_job job = {rgb, w, h, quality, path};
+    return st3d_write_atomic(path, write_jpeg_cb, &job, err);
+}
+
+int st3d_frame_path(char *buf, size_t cap, const char *dir, int64_t index) {
+    int n = snprintf(buf, cap, "%s/image_%05lld.jpg", dir, (long long)index);
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+int64_t st3d_frame_folder_count(const char *dir, st3d_error *err) {
+    DIR *d = opendir(dir);
+    if (!d) return st3d_fail(err, ST3D_ERR_IO, "%s: cannot list frames: %s", dir, strerror(errno));
+    int64_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.' && strstr(e->d_name, "image")) n++;
+    closedir(d);
+    return n;
+}

@@ -1,0 +1,564 @@
+/*
+ * video_decode.c - st3d_video: any container and codec FFmpeg reads, decoded
+ * with libavcodec (frame threading when asked), converted to RGB24 at a
+ * chosen size by libswscale, rotated as the stream's display matrix says.
+ *
+ * Frame numbering.  At open, a demux-only pass records the presentation
+ * timestamp of every video packet (packets marked for discard by an edit
+ * list excluded) and sorts them: frame i is the i-th timestamp.  A decoded
+ * frame is numbered by looking its timestamp up, so seeking is frame
+ * accurate even with B-frames or a variable frame rate.  When some packet
+ * has no timestamp (some AVI files), frames are numbered by counting from
+ * the start and every seek restarts decoding from the beginning.
+ *
+ * Memory: the index (8 bytes per frame), one decoded frame, the decoder's
+ * reference frames and one RGB frame when rotating; never the whole video.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "io/video.h"
+
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/display.h>
+#include <libavutil/imgutils.h>
+#include <libswscale/swscale.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct st3d_video {
+    char *path;                /* as given, for error messages */
+    st3d_video_params params;  /* as given at open */
+    st3d_video_info info;      /* what st3d_video_get_info returns */
+    AVFormatContext *fmt;      /* the demuxer */
+    AVCodecContext *dec;       /* the decoder */
+    int stream;                /* index of the video stream in fmt */
+    AVPacket *pkt;             /* packet being fed */
+    AVFrame *frame;            /* last decoded frame */
+    struct SwsContext *sws;    /* converter for the current source geometry */
+    int sws_w, sws_h, sws_fmt; /* source width, height, pixel format of sws */
+    int out_w, out_h;          /* converted size before rotation */
+    uint8_t *rot;              /* out_w x out_h x 3 staging when rotating */
+    int64_t *pts;              /* sorted timestamps, info.n_frames (NULL: counting) */
+    int64_t next_index;        /* number of the next frame read_frame may return */
+    int64_t cur_index;         /* number of the frame in `frame` */
+    int eof_sent;              /* 1: the decoder has been sent the flush packet */
+    int bad_packets;           /* consecutive packets the decoder refused */
+};
+
+st3d_video_params st3d_video_default_params(void) {
+    st3d_video_params p;
+    memset(&p, 0, sizeof p);
+    p.threads = 0;
+    p.autorotate = 1;
+    p.scaler = ST3D_SCALER_BILINEAR;
+    return p;
+}
+
+const st3d_video_info *st3d_video_get_info(const st3d_video *v) { return &v->info; }
+
+static const char *averr(int code, char *buf, size_t cap) {
+    av_strerror(code, buf, cap);
+    return buf;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Clockwise rotation from the stream's display matrix, rounded to a quarter
+ * turn (as the ffmpeg program's autorotate: theta = -av_display_rotation_get). */
+static int stream_rotation(const AVStream *st) {
+    const uint8_t *sd = NULL;
+#if LIBAVCODEC_VERSION_INT >= AV_VERSION_INT(60, 29, 100)
+    const AVPacketSideData *p = av_packet_side_data_get(st->codecpar->coded_side_data,
+                                                        st->codecpar->nb_coded_side_data,
+                                                        AV_PKT_DATA_DISPLAYMATRIX);
+    if (p) sd = p->data;
+#else
+    sd = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, NULL);
+#endif
+    if (!sd) return 0;
+    double theta = -av_display_rotation_get((const int32_t *)sd);
+    if (isnan(theta)) return 0;
+    theta -= 360.0 * floor(theta / 360.0 + 0.9 / 360.0);
+    int q = (int)lrint(theta / 90.0) % 4;
+    return q * 90;
+}
+
+/* Demux-only pass over the file: the sorted timestamps of the video stream's
+ * packets.  Sets *counting when some packet lacks one (or two share one). */
+static int build_index(st3d_video *v, st3d_error *err) {
+    AVFormatContext *fmt = NULL;
+    char eb[128];
+    int r = avformat_open_input(&fmt, v->path, NULL, NULL);
+    if (r < 0)
+        return st3d_fail(err, ST3D_ERR_FORMAT, "%s: cannot reopen for indexing: %s", v->path,
+                         averr(r, eb, sizeof eb));
+    AVPacket *pkt = av_packet_alloc();
+    int64_t n = 0, cap = 1024;
+    int64_t *ts = malloc((size_t)cap * sizeof *ts);
+    int counting = 0, rc = 0;
+    if (!pkt || !ts) {
+        rc = st3d_fail(err, ST3D_ERR_NOMEM, "%s: out of memory while indexing", v->path);
+        goto done;
+    }
+    while (av_read_frame(fmt, pkt) >= 0) {
+        if (pkt->stream_index == v->stream && !(pkt->flags & AV_PKT_FLAG_DISCARD)) {
+            if (pkt->pts == AV_NOPTS_VALUE) counting = 1;
+            if (n == cap) {
+                if (cap > ((int64_t)1 << 32)) {
+                    av_packet_unref(pkt);
+                    rc = st3d_fail(err, ST3D_ERR_FORMAT, "%s: absurd number of frames", v->path);
+                    goto done;
+                }
+                int64_t *t2 = realloc(ts, (size_t)cap * 2 * sizeof *ts);
+                if (!t2) {
+                    av_packet_unref(pkt);
+                    rc = st3d_fail(err, ST3D_ERR_NOMEM, "%s: out of memory while indexing", v->path);
+                    goto done;
+                }
+                ts = t2;
+                cap *= 2;
+            }
+            ts[n++] = pkt->pts;
+        }
+        av_packet_unref(pkt);
+    }
+    if (!counting) {
+        qsort(ts, (size_t)n, sizeof *ts, cmp_i64);
+        for (int64_t i = 1; i < n; i++)
+            if (ts[i] == ts[i - 1]) counting = 1;
+    }
+    v->info.n_frames = n;
+    v->info.frame_accurate = !counting;
+    if (!counting) {
+        v->pts = ts;
+        ts = NULL;
+    }
+done:
+    free(ts);
+    av_packet_free(&pkt);
+    avformat_close_input(&fmt);
+    return rc;
+}
+
+/* Opens demuxer and decoder (also used to restart from the beginning). */
+static int open_streams(st3d_video *v, st3d_error *err) {
+    char eb[128];
+    int r = avformat_open_input(&v->fmt, v->path, NULL, NULL);
+    if (r < 0)
+        return st3d_fail(err, ST3D_ERR_FORMAT, "%s: not a video FFmpeg can read (%s)", v->path,
+                         averr(r, eb, sizeof eb));
+    r = avformat_find_stream_info(v->fmt, NULL);
+    if (r < 0)
+        return st3d_fail(err, ST3D_ERR_FORMAT, "%s: cannot read stream information (%s)",
+                         v->path, averr(r, eb, sizeof eb));
+    const AVCodec *codec = NULL;
+    r = av_find_best_stream(v->fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
+    if (r < 0 || !codec)
+        return st3d_fail(err, ST3D_ERR_FORMAT, "%s: %s", v->path,
+                         r == AVERROR_DECODER_NOT_FOUND ? "no decoder for its video stream"
+                                                        : "no video stream");
+    v->stream = r;
+    AVStream *st = v->fmt->streams[r];
+    AVCodecParameters *par = st->codecpar;
+    if (par->width <= 0 || par->height <= 0)
+        return st3d_fail(err, ST3D_ERR_FORMAT, "%s: video stream has no frame size", v->path);
+    if ((int64_t)par->width * par->height > ST3D_MAX_PIXELS)
+        return st3d_fail(err, ST3D_ERR_FORMAT, "%s: header declares %dx%d pixels, refusing",
+                         v->path, par->width, par->height);
+    v->dec = avcodec_alloc_context3(codec);
+    if (!v->dec) return st3d_fail(err, ST3D_ERR_NOMEM, "%s: cannot allocate a decoder", v->path);
+    r = avcodec_parameters_to_context(v->dec, par);
+    if (r < 0)
+        return st3d_fail(err, ST3D_ERR_FORMAT, "%s: bad codec parameters (%s)", v->path,
+                         averr(r, eb, sizeof eb));
+    v->dec->thread_count = v->params.threads > 0 ? v->params.threads : 0;
+    v->dec->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
+    v->dec->pkt_timebase = st->time_base;
+    r = avcodec_open2(v->dec, codec, NULL);
+    if (r < 0)
+        return st3d_fail(err, ST3D_ERR_FORMAT, "%s: cannot open the %s decoder (%s)", v->path,
+                         codec->name, averr(r, eb, sizeof eb));
+    v->eof_sent = 0;
+    v->bad_packets = 0;
+    v->next_index = 0;
+    v->cur_index = -1;
+    return 0;
+}
+
+static void close_streams(st3d_video *v) {
+    avcodec_free_context(&v->dec);
+    avformat_close_input(&v->fmt);
+}
+
+/* Output size from the parameters: the short side rule rounds the long side
+ * to nearest, as ffmpeg's scale=-1:N (av_rescale). */
+static void output_size(const st3d_video_params *p, int w, int h, int *ow, int *oh) {
+    if (p->width > 0 && p->height > 0) {
+        *ow = p->width;
+        *oh = p->height;
+    } else if (p->short_side > 0) {
+        if (w <= h) {
+            *ow = p->short_side;
+            *oh = (int)av_rescale(p->short_side, h, w);
+        } else {
+            *oh = p->short_side;
+            *ow = (int)av_rescale(p->short_side, w, h);
+        }
+    } else {
+        *ow = w;
+        *oh = h;
+    }
+    if (*ow < 1) *ow = 1;
+    if (*oh < 1) *oh = 1;
+}
+
+st3d_video *st3d_video_open(const char *path, const st3d_video_params *params, st3d_error *err) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        st3d_fail(err, ST3D_ERR_IO, "%s: no such file", path);
+        return NULL;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        st3d_fail(err, ST3D_ERR_IO, "%s: not a regular file", path);
+        return NULL;
+    }
+    if (sb.st_size == 0) {
+        st3d_fail(err, ST3D_ERR_FORMAT, "%s: empty file", path);
+        return NULL;
+    }
+    st3d_video *v = st3d_calloc(1, sizeof *v, err);
+    if (!v) return NULL;
+    v->params = params ? *params : st3d_video_default_params();
+    v->path = strdup(path);
+    v->pkt = av_packet_alloc();
+    v->frame = av_frame_alloc();
+    if (!v->path || !v->pkt || !v->frame) {
+        st3d_fail(err, ST3D_ERR_NOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    if (open_streams(v, err) != 0) goto fail;
+    if (build_index(v, err) != 0) goto fail;
+    if (v->info.n_frames == 0) {
+        st3d_fail(err, ST3D_ERR_FORMAT, "%s: the video stream has no frames", path);
+        goto fail;
+    }
+    AVStream *st = v->fmt->streams[v->stream];
+    st3d_video_info *in = &v->info;
+    in->coded_width = st->codecpar->width;
+    in->coded_height = st->codecpar->height;
+    in->rotation = v->params.autorotate ? stream_rotation(st) : 0;
+    int dw = in->coded_width, dh = in->coded_height;
+    if (in->rotation % 180) dw = in->coded_height, dh = in->coded_width;
+    output_size(&v->params, dw, dh, &in->width, &in->height);
+    /* swscale's output is the unrotated picture */
+    v->out_w = in->rotation % 180 ? in->height : in->width;
+    v->out_h = in->rotation % 180 ? in->width : in->height;
+    if ((int64_t)v->out_w * v->out_h > ST3D_MAX_PIXELS) {
+        st3d_fail(err, ST3D_ERR_INVALID, "%s: output size %dx%d is too large", path, in->width,
+                  in->height);
+        goto fail;
+    }
+    if (in->rotation) {
+        v->rot = st3d_malloc((size_t)v->out_w * v->out_h * 3, err);
+        if (!v->rot) goto fail;
+    }
+    AVRational fr = st->avg_frame_rate.num ? st->avg_frame_rate : st->r_frame_rate;
+    in->fps = fr.den ? av_q2d(fr) : 0.0;
+    if (st->duration != AV_NOPTS_VALUE && st->duration > 0)
+        in->duration = (double)st->duration * av_q2d(st->time_base);
+    else if (v->fmt->duration != AV_NOPTS_VALUE && v->fmt->duration > 0)
+        in->duration = (double)v->fmt->duration / AV_TIME_BASE;
+    snprintf(in->codec, sizeof in->codec, "%s", v->dec->codec->name);
+    snprintf(in->container, sizeof in->container, "%s", v->fmt->iformat->name);
+    return v;
+fail:
+    st3d_video_free(v);
+    return NULL;
+}
+
+void st3d_video_free(st3d_video *v) {
+    if (!v) return;
+    close_streams(v);
+    sws_freeContext(v->sws);
+    av_frame_free(&v->frame);
+    av_packet_free(&v->pkt);
+    free(v->rot);
+    free(v->pts);
+    free(v->path);
+    free(v);
+}
+
+/* Number of the frame with timestamp ts, or -1 when it is not in the index. */
+static int64_t lookup_pts(const st3d_video *v, int64_t ts) {
+    int64_t lo = 0, hi = v->info.n_frames;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (v->pts[mid] < ts) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < v->info.n_frames && v->pts[lo] == ts ? lo : -1;
+}
+
+/* Decodes one more frame into v->frame, numbered in v->cur_index.  Returns
+ * 1, 0 at the end of the stream, -1 on error.  Corrupt packets are passed
+ * over (as the ffmpeg program does) unless too many come in a row. */
+static int decode_next(st3d_video *v, st3d_error *err) {
+    char eb[128];
+    for (;;) {
+        int r = avcodec_receive_frame(v->dec, v->frame);
+        if (r == 0) {
+            int64_t idx = -1;
+            int64_t ts = v->frame->best_effort_timestamp;
+            if (ts == AV_NOPTS_VALUE) ts = v->frame->pts;
+            if (v->pts && ts != AV_NOPTS_VALUE) idx = lookup_pts(v, ts);
+            if (idx < 0) idx = v->cur_index + 1;
+            v->cur_index = idx;
+            v->bad_packets = 0;
+            return 1;
+        }
+        if (r == AVERROR_EOF) return 0;
+        if (r != AVERROR(EAGAIN))
+            return st3d_fail(err, ST3D_ERR_FORMAT, "%s: decoding failed (%s)", v->path,
+                             averr(r, eb, sizeof eb));
+        if (v->eof_sent) return 0;
+        r = av_read_frame(v->fmt, v->pkt);
+        if (r < 0) {
+            /* end of file, or a read error in a truncated file: drain */
+            avcodec_send_packet(v->dec, NULL);
+            v->eof_sent = 1;
+            continue;
+        }
+        if (v->pkt->stream_index != v->stream) {
+            av_packet_unref(v->pkt);
+            continue;
+        }
+        r = avcodec_send_packet(v->dec, v->pkt);
+        av_packet_unref(v->pkt);
+        if (r < 0 && r != AVERROR(EAGAIN)) {
+            if (r == AVERROR(ENOMEM))
+                return st3d_fail(err, ST3D_ERR_NOMEM, "%s: decoder out of memory", v->path);
+            if (++v->bad_packets > 64)
+                return st3d_fail(err, ST3D_ERR_FORMAT, "%s: undecodable video data (%s)",
+                                 v->path, averr(r, eb, sizeof eb));
+        }
+    }
+}
+
+/* Pixel format without the deprecated full-range "J" aliases (their range is
+ * passed to swscale explicitly instead). */
+static enum AVPixelFormat plain_format(enum AVPixelFormat f, int *full) {
+    switch (f) {
+    case AV_PIX_FMT_YUVJ420P: *full = 1; return AV_PIX_FMT_YUV420P;
+    case AV_PIX_FMT_YUVJ422P: *full = 1; return AV_PIX_FMT_YUV422P;
+    case AV_PIX_FMT_YUVJ444P: *full = 1; return AV_PIX_FMT_YUV444P;
+    case AV_PIX_FMT_YUVJ440P: *full = 1; return AV_PIX_FMT_YUV440P;
+    case AV_PIX_FMT_YUVJ411P: *full = 1; return AV_PIX_FMT_YUV411P;
+    default: return f;
+    }
+}
+
+/* Clockwise quarter turns of an RGB picture (src w x h) into dst, as the
+ * ffmpeg program's transpose=clock, hflip+vflip and transpose=cclock. */
+static void rotate_rgb(const uint8_t *src, int w, int h, int rotation, uint8_t *dst) {
+    if (rotation == 180) {
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                memcpy(dst + ((size_t)(h - 1 - y) * w + (w - 1 - x)) * 3,
+                       src + ((size_t)y * w + x) * 3, 3);
+    } else if (rotation == 90) { /* output h wide, w tall: out[r][c] = in[h-1-c][r] */
+        for (int r = 0; r < w; r++)
+            for (int c = 0; c < h; c++)
+                memcpy(dst + ((size_t)r * h + c) * 3, src + ((size_t)(h - 1 - c) * w + r) * 3, 3);
+    } else { /* 270: out[r][c] = in[c][w-1-r] */
+        for (int r = 0; r < w; r++)
+            for (int c = 0; c < h; c++)
+                memcpy(dst + ((size_t)r * h + c) * 3, src + ((size_t)c * w + (w - 1 - r)) * 3, 3);
+    }
+}
+
+/* Converts v->frame to RGB24 at the output size into rgb (rotated). */
+static int convert_frame(st3d_video *v, uint8_t *rgb, st3d_error *err) {
+    AVFrame *f = v->frame;
+    int full = f->color_range == AVCOL_RANGE_JPEG;
+    enum AVPixelFormat fmt = plain_format((enum AVPixelFormat)f->format, &full);
+    if (!v->sws || v->sws_w != f->width || v->sws_h != f->height || v->sws_fmt != (int)fmt) {
+        static const int flags[] = {SWS_BILINEAR, SWS_BICUBIC, SWS_AREA, SWS_POINT};
+        int sf = flags[(unsigned)v->params.scaler < 4 ? v->params.scaler : 0];
+        sws_freeContext(v->sws);
+        v->sws = sws_getContext(f->width, f->height, fmt, v->out_w, v->out_h, AV_PIX_FMT_RGB24,
+                                sf, NULL, NULL, NULL);
+        if (!v->sws)
+            return st3d_fail(err, ST3D_ERR_FORMAT, "%s: cannot convert %dx%d %s frames to RGB",
+                             v->path, f->width, f->height, av_get_pix_fmt_name(fmt));
+        int cs = f->colorspace;
+        if (cs == AVCOL_SPC_UNSPECIFIED || cs == AVCOL_SPC_RGB || cs >= AVCOL_SPC_NB)
+            cs = SWS_CS_DEFAULT;
+        const int *coefs = sws_getCoefficients(cs);
+        sws_setColorspaceDetails(v->sws, coefs, full, sws_getCoefficients(SWS_CS_DEFAULT), 1, 0,
+                                 1 << 16, 1 << 16);
+        v->sws_w = f->width;
+        v->sws_h = f->height;
+        v->sws_fmt = (int)fmt;
+    }
+    uint8_t *dst = v->info.rotation ? v->rot : rgb;
+    uint8_t *planes[4] = {dst, NULL, NULL, NULL};
+    int strides[4] = {v->out_w * 3, 0, 0, 0};
+    sws_scale(v->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, planes, strides);
+    if (v->info.rotation) rotate_rgb(v->rot, v->out_w, v->out_h, v->info.rotation, rgb);
+    return 0;
+}
+
+/* Restarts decoding so that the next frames returned begin at `target`:
+ * seeks to a key frame at or before its timestamp, or restarts from the
+ * beginning (counting mode, or when a seek overshoots). */
+static int go_to(st3d_video *v, int64_t target, int from_start, st3d_error *err) {
+    if (!v->pts || from_start || target == 0) {
+        if (v->cur_index < 0 && v->next_index == 0 && !v->eof_sent) {
+            v->next_index = target;
+            return 0;
+        }
+        close_streams(v);
+        if (open_streams(v, err) != 0) return -1;
+        v->next_index = target;
+        return 0;
+    }
+    int r = av_seek_frame(v->fmt, v->stream, v->pts[target], AVSEEK_FLAG_BACKWARD);
+    if (r < 0) return go_to(v, target, 1, err);
+    avcodec_flush_buffers(v->dec);
+    v->eof_sent = 0;
+    v->cur_index = -1;
+    v->next_index = target;
+    return 0;
+}
+
+/* Decodes until a frame numbered >= v->next_index; on overshoot after a seek
+ * (an open GOP, an imprecise demuxer), retries from the beginning. */
+static int advance(st3d_video *v, st3d_error *err) {
+    int restarted = 0;
+    for (;;) {
+        int r = decode_next(v, err);
+        if (r <= 0) return r;
+        if (v->cur_index < v->next_index) continue;
+        if (v->cur_index > v->next_index && !restarted && v->pts) {
+            /* the seek landed after the frame wanted */
+            int64_t want = v->next_index;
+            if (go_to(v, want, 1, err) != 0) return -1;
+            restarted = 1;
+            continue;
+        }
+        return 1;
+    }
+}
+
+int st3d_video_seek(st3d_video *v, double seconds, st3d_error *err) {
+    AVStream *st = v->fmt->streams[v->stream];
+    int64_t target = 0;
+    if (v->pts) {
+        int64_t ts = (int64_t)ceil(seconds / av_q2d(st->time_base) - 1e-6);
+        int64_t lo = 0, hi = v->info.n_frames;
+        while (lo < hi) {
+            int64_t mid = lo + (hi - lo) / 2;
+            if (v->pts[mid] < ts) lo = mid + 1;
+            else hi = mid;
+        }
+        target = lo;
+    } else {
+        target = v->info.fps > 0 ? (int64_t)ceil(seconds * v->info.fps - 1e-6) : 0;
+    }
+    if (target < 0) target = 0;
+    if (target >= v->info.n_frames) {
+        /* past the end: the next read reports the end */
+        if (go_to(v, v->info.n_frames - 1, 0, err) != 0) return -1;
+        v->next_index = v->info.n_frames;
+        return 0;
+    }
+    return go_to(v, target, 0, err);
+}
+
+int st3d_video_read_frame(st3d_video *v, uint8_t *rgb, int64_t *index, double *pts,
+                          st3d_error *err) {
+    int r = advance(v, err);
+    if (r <= 0) return r;
+    if (convert_frame(v, rgb, err) != 0) return -1;
+    if (index) *index = v->cur_index;
+    if (pts) {
+        int64_t ts = v->frame->best_effort_timestamp;
+        if (ts == AV_NOPTS_VALUE) ts = v->frame->pts;
+        *pts = ts == AV_NOPTS_VALUE ? (v->info.fps > 0 ? (double)v->cur_index / v->info.fps : 0)
+                                    : (double)ts * av_q2d(v->fmt->streams[v->stream]->time_base);
+    }
+    v->next_index = v->cur_index + 1;
+    return 1;
+}
+
+/* A requested frame and where it goes. */
+typedef struct want {
+    int64_t index; /* frame number */
+    int slot;      /* position in the caller's output */
+} want;
+
+static int cmp_want(const void *a, const void *b) {
+    const want *x = a, *y = b;
+    if (x->index != y->index) return (x->index > y->index) - (x->index < y->index);
+    return (x->slot > y->slot) - (x->slot < y->slot);
+}
+
+int st3d_video_read_frames(st3d_video *v, const int64_t *indices, int n, uint8_t *rgb,
+                           st3d_error *err) {
+    if (n <= 0) return 0;
+    want *w = st3d_malloc((size_t)n * sizeof *w, err);
+    if (!w) return -1;
+    for (int i = 0; i < n; i++) {
+        if (indices[i] < 0 || indices[i] >= v->info.n_frames) {
+            free(w);
+            return st3d_fail(err, ST3D_ERR_INVALID, "%s: frame %lld requested but the video has %lld",
+                             v->path, (long long)indices[i], (long long)v->info.n_frames);
+        }
+        w[i].index = indices[i];
+        w[i].slot = i;
+    }
+    qsort(w, (size_t)n, sizeof *w, cmp_want);
+    size_t fsz = (size_t)v->info.width * v->info.height * 3;
+    int64_t first = w[0].index;
+    /* keep decoding forward when the first frame is near; else seek */
+    int64_t gap = first - v->next_index;
+    int64_t near = v->info.fps > 0 ? (int64_t)(v->info.fps * 2) : 48;
+    if (gap < 0 || gap > near || v->eof_sent) {
+        if (go_to(v, first, 0, err) != 0) goto fail;
+    } else {
+        v->next_index = first;
+    }
+    int k = 0;
+    while (k < n) {
+        v->next_index = w[k].index;
+        int r = advance(v, err);
+        if (r < 0) goto fail;
+        if (r == 0) {
+            st3d_fail(err, ST3D_ERR_FORMAT,
+                      "%s: frame %lld requested but decoding ended after frame %lld", v->path,
+                      (long long)w[k].index, (long long)v->cur_index);
+            goto fail;
+        }
+        if (v->cur_index != w[k].index) {
+            st3d_fail(err, ST3D_ERR_FORMAT, "%s: frame %lld could not be decoded", v->path,
+                      (long long)w[k].index);
+            goto fail;
+        }
+        uint8_t *dst = rgb + (size_t)w[k].slot * fsz;
+        if (convert_frame(v, dst, err) != 0) goto fail;
+        int64_t idx = w[k].index;
+        for (k++; k < n && w[k].index == idx; k++) memcpy(rgb + (size_t)w[k].slot * fsz, dst, fsz);
+        v->next_index = idx + 1;
+    }
+    free(w);
+    return 0;
+fail:
+    free(w);
+    return -1;
+}

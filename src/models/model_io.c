@@ -1,0 +1,213 @@
+/*
+ * model_io.c - the life of an st3d_model: creation (graph, flat buffers,
+ * initialization as PyTorch does it), loading a state_dict from a tensor map
+ * with exact key and shape checks, and exporting state_dict and gradients.
+ */
+#include "model.h"
+#include "plan.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+st3d_model_params st3d_model_default_params(void) {
+    st3d_model_params p;
+    memset(&p, 0, sizeof p);
+    snprintf(p.model, sizeof p.model, "resnet");
+    p.model_depth = 18;
+    p.n_classes = 400;
+    p.n_input_channels = 3;
+    p.resnet_shortcut = 'B';
+    p.conv1_t_size = 7;
+    p.conv1_t_stride = 1;
+    p.resnet_widen_factor = 1.0f;
+    p.wide_resnet_k = 2;
+    p.resnext_cardinality = 32;
+    return p;
+}
+
+/* ------------------------------------------------------------ random init */
+
+/* splitmix64: small, seedable, good enough for weight initialization. */
+static uint64_t next_u64(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static double uniform01(uint64_t *s) { return ((next_u64(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
+
+static double normal(uint64_t *s) {
+    double u = uniform01(s), v = uniform01(s);
+    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+}
+
+/* As the original code's constructors: kaiming_normal_(mode='fan_out',
+ * nonlinearity='relu') for convs, weight 1 / bias 0 for batch norms, and
+ * nn.Linear's default U(-1/sqrt(in), 1/sqrt(in)) for weight and bias. */
+static void init_params(st3d_model *m, uint64_t seed) {
+    uint64_t s = seed;
+    for (int i = 0; i < m->n_nodes; i++) {
+        const node *n = &m->nodes[i];
+        if (n->kind == NODE_CONV) {
+            const conv_geom *g = &n->conv;
+            int64_t ksz = (int64_t)g->k[0] * g->k[1] * g->k[2];
+            int64_t count = (int64_t)g->oc * (g->ic / g->groups) * ksz;
+            double std = sqrt(2.0 / (double)(g->oc * ksz));
+            for (int64_t j = 0; j < count; j++) m->params[n->w + j] = (float)(std * normal(&s));
+            if (n->b >= 0) {
+                double bound = 1.0 / sqrt((double)(g->ic / g->groups) * ksz);
+                for (int j = 0; j < g->oc; j++)
+                    m->params[n->b + j] = (float)((2.0 * uniform01(&s) - 1.0) * bound);
+            }
+        } else if (n->kind == NODE_BN) {
+            for (int j = 0; j < n->channels; j++) {
+                m->params[n->w + j] = 1.0f;
+                m->params[n->b + j] = 0.0f;
+                m->stats[n->rm + j] = 0.0f;
+                m->stats[n->rv + j] = 1.0f;
+            }
+            m->nbt[n->bn] = 0;
+        } else if (n->kind == NODE_FC) {
+            int in = m->nodes[n->in0].channels;
+            double bound = 1.0 / sqrt((double)in);
+            for (int64_t j = 0; j < (int64_t)n->channels * in; j++)
+                m->params[n->w + j] = (float)((2.0 * uniform01(&s) - 1.0) * bound);
+            for (int j = 0; j < n->channels; j++)
+                m->params[n->b + j] = (float)((2.0 * uniform01(&s) - 1.0) * bound);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ life cycle */
+
+st3d_model *st3d_model_new(const st3d_model_params *params, uint64_t seed, st3d_error *err) {
+    st3d_model *m = st3d_calloc(1, sizeof *m, err);
+    if (!m) return NULL;
+    m->p = *params;
+    m->logits_node = m->features_node = -1;
+    if (build_resnet_family(m, err) != 0) goto fail;
+    m->params = st3d_aligned_alloc(sizeof(float) * (size_t)m->n_params, err);
+    m->grads = m->params ? st3d_aligned_alloc(sizeof(float) * (size_t)m->n_params, err) : NULL;
+    m->stats = m->grads ? st3d_aligned_alloc(sizeof(float) * (size_t)(m->n_stats + 1), err) : NULL;
+    m->nbt = m->stats ? st3d_calloc((size_t)m->n_bn + 1, sizeof(int64_t), err) : NULL;
+    if (!m->nbt) goto fail;
+    memset(m->grads, 0, sizeof(float) * (size_t)m->n_params);
+    init_params(m, seed);
+    if (dnnl_engine_create(&m->eng, dnnl_cpu, 0) != dnnl_success ||
+        dnnl_stream_create(&m->stream, m->eng, dnnl_stream_default_flags) != dnnl_success) {
+        st3d_fail(err, ST3D_ERR_BACKEND, "cannot create the oneDNN CPU engine");
+        goto fail;
+    }
+    return m;
+fail:
+    st3d_model_free(m);
+    return NULL;
+}
+
+void st3d_model_free(st3d_model *m) {
+    if (!m) return;
+    plan_free(m->infer);
+    plan_free(m->train);
+    if (m->stream) dnnl_stream_destroy(m->stream);
+    if (m->eng) dnnl_engine_destroy(m->eng);
+    st3d_aligned_free(m->params);
+    st3d_aligned_free(m->grads);
+    st3d_aligned_free(m->stats);
+    free(m->nbt);
+    free(m->nodes);
+    free(m->entries);
+    free(m);
+}
+
+/* ------------------------------------------------------------ state_dict */
+
+static void format_shape(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t off = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && off < n; i++)
+        off += (size_t)snprintf(buf + off, n - off, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (off < n) snprintf(buf + off, n - off, "]");
+}
+
+int st3d_model_load(st3d_model *m, const st3d_tensor_map *map, const char *source,
+                    st3d_error *err) {
+    const char *src = source ? source : "weights";
+    /* every key of the map must belong to the network */
+    for (size_t i = 0; i < st3d_tensor_map_count(map); i++) {
+        const st3d_tensor_info *t = st3d_tensor_map_at(map, i);
+        int known = 0;
+        for (int j = 0; j < m->n_entries && !known; j++) known = !strcmp(m->entries[j].name, t->name);
+        if (!known)
+            return st3d_fail(err, ST3D_ERR_MISMATCH,
+                             "%s: unexpected tensor '%s' (not part of %s-%d)", src, t->name,
+                             m->p.model, m->p.model_depth);
+    }
+    /* check everything before changing anything */
+    for (int j = 0; j < m->n_entries; j++) {
+        const entry *e = &m->entries[j];
+        const st3d_tensor_info *t = st3d_tensor_map_find(map, e->name);
+        if (!t) {
+            if (e->kind == ENTRY_COUNT) continue; /* old checkpoints lack it */
+            return st3d_fail(err, ST3D_ERR_MISMATCH, "%s: missing tensor '%s'", src, e->name);
+        }
+        int64_t numel = 1;
+        for (int d = 0; d < t->ndim; d++) numel *= t->shape[d];
+        int same = t->ndim == e->ndim || (e->kind == ENTRY_COUNT && numel == 1);
+        for (int d = 0; same && d < e->ndim; d++) same = t->shape[d] == e->shape[d];
+        if (!same) {
+            char want[96], got[96];
+            format_shape(want, sizeof want, e->ndim, e->shape);
+            format_shape(got, sizeof got, t->ndim, t->shape);
+            return st3d_fail(err, ST3D_ERR_MISMATCH, "%s: tensor '%s' has shape %s, expected %s",
+                             src, e->name, got, want);
+        }
+    }
+    for (int j = 0; j < m->n_entries; j++) {
+        const entry *e = &m->entries[j];
+        const st3d_tensor_info *t = st3d_tensor_map_find(map, e->name);
+        if (!t) continue;
+        if (e->kind == ENTRY_COUNT) {
+            float v = 0.0f;
+            if (st3d_tensor_to_f32(t, &v, err) != 0) return -1;
+            m->nbt[e->offset] = (int64_t)v;
+            continue;
+        }
+        float *dst = (e->kind == ENTRY_PARAM ? m->params : m->stats) + e->offset;
+        if (st3d_tensor_to_f32(t, dst, err) != 0) return -1;
+    }
+    m->version++;
+    return 0;
+}
+
+static int export_entries(const st3d_model *m, int grads, st3d_tensor_map **out, st3d_error *err) {
+    st3d_tensor_map *map = st3d_tensor_map_new();
+    if (!map) return st3d_fail(err, ST3D_ERR_NOMEM, "out of memory");
+    for (int j = 0; j < m->n_entries; j++) {
+        const entry *e = &m->entries[j];
+        int rc;
+        if (grads && e->kind != ENTRY_PARAM) continue;
+        if (e->kind == ENTRY_COUNT)
+            rc = st3d_tensor_map_add(map, e->name, ST3D_I64, 0, e->shape, &m->nbt[e->offset], err);
+        else
+            rc = st3d_tensor_map_add(map, e->name, ST3D_F32, e->ndim, e->shape,
+                                     (e->kind == ENTRY_STAT ? m->stats
+                                      : grads             ? m->grads
+                                                          : m->params) + e->offset,
+                                     err);
+        if (rc != 0) {
+            st3d_tensor_map_free(map);
+            return -1;
+        }
+    }
+    *out = map;
+    return 0;
+}
+
+int st3d_model_state_dict(const st3d_model *m, st3d_tensor_map **out, st3d_error *err) {
+    return export_entries(m, 0, out, err);
+}
+
+int st3d_model_grad_dict(const st3d_model *m, st3d_tensor_map **out, st3d_error *err) {
+    return export_entries(m, 1, out, err);
+}

@@ -1,0 +1,41 @@
+/*
+ * plan.h - executable plans: a network compiled for one input shape.
+ *
+ * An inference plan fuses what can be fused (batch norm folded into the
+ * preceding convolution's weights, ReLU and the residual sum as post-ops)
+ * and binds activations to a few reusable slots, so peak memory follows the
+ * widest layer, not the depth.  A training plan keeps every activation and
+ * gradient, allocated once, and has a backward program.
+ *
+ * Programs: `prepare` (weights into kernel layouts, BN folding; run when the
+ * parameters changed), `fwd`, and for training `bwd`.
+ */
+#ifndef ST3D_PLAN_H
+#define ST3D_PLAN_H
+
+#include "model.h"
+
+typedef struct plan {
+    int training;        /* 1: training plan */
+    int64_t shape[5];    /* N, C, D, H, W it was built for */
+    resources res;       /* owns every buffer, memory object and primitive */
+    program prepare;     /* parameter-dependent setup */
+    program fwd;         /* forward */
+    program bwd;         /* backward (training) */
+    tensor input;        /* N x C x D x H x W plain */
+    tensor logits;       /* N x n_classes plain */
+    tensor features;     /* N x feature_dim plain */
+    tensor dlogits;      /* training: d loss / d logits, plain */
+    uint64_t version;    /* model version the prepare program last ran for */
+    int prepared;        /* prepare ran at least once */
+    size_t act_bytes;    /* bytes of activation slots (inference) */
+} plan;
+
+plan *plan_build_infer(st3d_model *m, const int64_t shape[5], st3d_error *err);
+plan *plan_build_train(st3d_model *m, const int64_t shape[5], st3d_error *err);
+void plan_free(plan *p);
+
+/* Shared by both builders: the model's batch-norm parameter pointers. */
+bn_params plan_bn_params(st3d_model *m, const node *n);
+
+#endif /* ST3D_PLAN_H */

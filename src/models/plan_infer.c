@@ -1,0 +1,389 @@
+/*
+ * plan_infer.c - compiles a network into an inference plan.
+ *
+ * 1. Fusion: a convolution absorbs the batch norm after it (weights and bias
+ *    folded at prepare time), then a residual sum (post-op `sum`: the conv
+ *    accumulates into the shortcut's buffer), then a ReLU (post-op).  A batch
+ *    norm not after a convolution (pre-activation blocks) absorbs its ReLU.
+ * 2. Order: groups run in graph order, except that a fused sum needs its
+ *    shortcut computed first, so dependencies are scheduled depth-first.
+ * 3. Memory: each group's output takes a free slot and gives its inputs'
+ *    slots back after their last use; slots are allocated at their largest
+ *    size when the build ends.  Peak memory is a few of the widest tensors.
+ */
+#include "plan.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A fused group of nodes, run as one or two steps. */
+typedef struct group {
+    int head;      /* first node (conv, bn, or a single node) */
+    int bn;        /* folded / fused batch norm node, -1 */
+    int add;       /* fused residual sum node, -1 */
+    int residual;  /* the other input of that sum, -1 */
+    int relu;      /* fused ReLU node, -1 */
+    int tail;      /* the node whose value leaves the group */
+} group;
+
+/* Slot allocator state (the builder's act_ctx). */
+typedef struct slots {
+    size_t *size;        /* bytes per slot */
+    int *busy;           /* 1 while a live value uses the slot */
+    int n, cap;          /* slots */
+    dnnl_memory_t *mem;  /* memory objects to bind ... */
+    int *mem_slot;       /* ... and their slots */
+    int n_mem, cap_mem;
+    int last;            /* slot of the most recent allocation */
+} slots;
+
+static int slot_new_act(builder *b, const dnnl_memory_desc_t *md, tensor *out) {
+    slots *s = b->act_ctx;
+    size_t need = md_bytes(md);
+    int pick = -1;
+    /* best fit among free slots, else the largest free one (it grows) */
+    for (int i = 0; i < s->n; i++) {
+        if (s->busy[i]) continue;
+        if (pick < 0) { pick = i; continue; }
+        int fits = s->size[i] >= need, pfits = s->size[pick] >= need;
+        if ((fits && (!pfits || s->size[i] < s->size[pick])) || (!fits && !pfits && s->size[i] > s->size[pick]))
+            pick = i;
+    }
+    if (pick < 0) {
+        if (s->n == s->cap) {
+            int cap = s->cap ? 2 * s->cap : 16;
+            size_t *sz = realloc(s->size, sizeof *sz * (size_t)cap);
+            if (sz) s->size = sz;
+            int *bz = realloc(s->busy, sizeof *bz * (size_t)cap);
+            if (bz) s->busy = bz;
+            if (!sz || !bz) return st3d_fail(b->err, ST3D_ERR_NOMEM, "out of memory");
+            s->cap = cap;
+        }
+        pick = s->n++;
+        s->size[pick] = 0;
+    }
+    if (s->size[pick] < need) s->size[pick] = need;
+    s->busy[pick] = 1;
+    s->last = pick;
+    if (s->n_mem == s->cap_mem) {
+        int cap = s->cap_mem ? 2 * s->cap_mem : 64;
+        dnnl_memory_t *mm = realloc(s->mem, sizeof *mm * (size_t)cap);
+        if (mm) s->mem = mm;
+        int *ms = realloc(s->mem_slot, sizeof *ms * (size_t)cap);
+        if (ms) s->mem_slot = ms;
+        if (!mm || !ms) return st3d_fail(b->err, ST3D_ERR_NOMEM, "out of memory");
+        s->cap_mem = cap;
+    }
+    out->md = *md;
+    out->data = NULL;
+    out->mem = bld_mem(b, md, DNNL_MEMORY_NONE);
+    if (!out->mem) return -1;
+    s->mem[s->n_mem] = out->mem;
+    s->mem_slot[s->n_mem++] = pick;
+    return 0;
+}
+
+static int bind_slots(builder *b, slots *s, size_t *total) {
+    void **bufs = st3d_calloc((size_t)s->n + 1, sizeof *bufs, b->err);
+    if (!bufs) return -1;
+    *total = 0;
+    for (int i = 0; i < s->n; i++) {
+        bufs[i] = bld_alloc(b, s->size[i]);
+        if (!bufs[i]) {
+            free(bufs);
+            return -1;
+        }
+        *total += s->size[i];
+    }
+    for (int i = 0; i < s->n_mem; i++)
+        dnnl_memory_set_data_handle(s->mem[i], bufs[s->mem_slot[i]]);
+    free(bufs);
+    return 0;
+}
+
+static void slots_free(slots *s) {
+    free(s->size);
+    free(s->busy);
+    free(s->mem);
+    free(s->mem_slot);
+}
+
+/* ------------------------------------------------------------ BN folding */
+
+typedef struct fold_ctx {
+    const float *w, *bias;      /* conv weight (OC x rest) and optional bias */
+    const float *gamma, *beta;  /* batch norm weight and bias */
+    const float *mean, *var;    /* running statistics */
+    float eps;                  /* batch norm epsilon */
+    float *wf, *bf;             /* folded weight and bias */
+    int64_t oc, per_oc;         /* output channels, weights per output channel */
+} fold_ctx;
+
+/* w' = w * gamma / sqrt(var + eps);  b' = (b - mean) * gamma / sqrt(var + eps) + beta */
+static void fold_fn(const step *s) {
+    const fold_ctx *c = s->ctx;
+    for (int64_t o = 0; o < c->oc; o++) {
+        double scale = (double)c->gamma[o] / sqrt((double)c->var[o] + c->eps);
+        for (int64_t j = 0; j < c->per_oc; j++)
+            c->wf[o * c->per_oc + j] = (float)(c->w[o * c->per_oc + j] * scale);
+        double b = c->bias ? c->bias[o] : 0.0;
+        c->bf[o] = (float)((b - c->mean[o]) * scale + c->beta[o]);
+    }
+}
+
+bn_params plan_bn_params(st3d_model *m, const node *n) {
+    bn_params p = {
+        .weight = m->params + n->w, .bias = m->params + n->b,
+        .running_mean = m->stats + n->rm, .running_var = m->stats + n->rv,
+        .num_batches_tracked = &m->nbt[n->bn],
+        .grad_weight = m->grads + n->w, .grad_bias = m->grads + n->b,
+        .eps = 1e-5f, .momentum = 0.1f,
+    };
+    return p;
+}
+
+/* ------------------------------------------------------------ grouping */
+
+static int sole_consumer(const st3d_model *m, const int *n_cons, int i) {
+    if (n_cons[i] != 1) return -1;
+    for (int j = i + 1; j < m->n_nodes; j++)
+        if (m->nodes[j].in0 == i || m->nodes[j].in1 == i) return j;
+    return -1;
+}
+
+static void make_groups(const st3d_model *m, const int *n_cons, group *gs, int *n_groups,
+                        int *group_of) {
+    int ng = 0;
+    for (int i = 0; i < m->n_nodes; i++) group_of[i] = -1;
+    for (int i = 0; i < m->n_nodes; i++) {
+        if (group_of[i] >= 0) continue;
+        group g = {.head = i, .bn = -1, .add = -1, .residual = -1, .relu = -1, .tail = i};
+        const node *n = &m->nodes[i];
+        if (n->kind == NODE_CONV || n->kind == NODE_BN) {
+            int c = sole_consumer(m, n_cons, g.tail);
+            if (n->kind == NODE_CONV && c >= 0 && group_of[c] < 0 && m->nodes[c].kind == NODE_BN) {
+                g.bn = g.tail = c;
+                c = sole_consumer(m, n_cons, g.tail);
+            }
+            if (n->kind == NODE_CONV && c >= 0 && group_of[c] < 0 && m->nodes[c].kind == NODE_ADD) {
+                g.add = g.tail = c;
+                g.residual = m->nodes[c].in0 == (g.bn >= 0 ? g.bn : i) ? m->nodes[c].in1
+                                                                        : m->nodes[c].in0;
+                c = sole_consumer(m, n_cons, g.tail);
+            }
+            if (c >= 0 && group_of[c] < 0 && m->nodes[c].kind == NODE_RELU) {
+                g.relu = g.tail = c;
+            }
+        }
+        gs[ng] = g;
+        group_of[i] = ng;
+        if (g.bn >= 0) group_of[g.bn] = ng;
+        if (g.add >= 0) group_of[g.add] = ng;
+        if (g.relu >= 0) group_of[g.relu] = ng;
+        ng++;
+    }
+    *n_groups = ng;
+}
+
+/* Depth-first scheduling: a group runs after the groups producing its inputs
+ * (and its fused sum's shortcut). */
+static void schedule(const st3d_model *m, const group *gs, const int *group_of, int gi,
+                     int *done, int *order, int *n_order) {
+    if (done[gi]) return;
+    done[gi] = 1;
+    const node *h = &m->nodes[gs[gi].head];
+    int deps[3] = {h->in0, h->in1, gs[gi].residual};
+    for (int d = 0; d < 3; d++)
+        if (deps[d] >= 0) schedule(m, gs, group_of, group_of[deps[d]], done, order, n_order);
+    order[(*n_order)++] = gi;
+}
+
+/* ------------------------------------------------------------ build */
+
+/* Builds one group; its output tensor goes to val[g->tail]. */
+static int build_group(st3d_model *m, builder *b, plan *p, const group *g, tensor *val) {
+    const node *h = &m->nodes[g->head];
+    tensor *in = h->in0 >= 0 ? &val[h->in0] : NULL;
+    switch (h->kind) {
+    case NODE_CONV: {
+        float *w = m->params + h->w, *bias = h->b >= 0 ? m->params + h->b : NULL;
+        if (g->bn >= 0) {
+            /* fold the batch norm into a private copy of the weights */
+            const node *bn = &m->nodes[g->bn];
+            int64_t per_oc = (int64_t)(h->conv.ic / h->conv.groups) * h->conv.k[0] * h->conv.k[1] *
+                             h->conv.k[2];
+            fold_ctx *c = bld_blob(b, sizeof *c);
+            if (!c) return -1;
+            *c = (fold_ctx){.w = w, .bias = bias, .gamma = m->params + bn->w,
+                            .beta = m->params + bn->b, .mean = m->stats + bn->rm,
+                            .var = m->stats + bn->rv, .eps = 1e-5f, .oc = h->conv.oc,
+                            .per_oc = per_oc};
+            c->wf = bld_alloc(b, sizeof(float) * (size_t)(h->conv.oc * per_oc));
+            c->bf = bld_alloc(b, sizeof(float) * (size_t)h->conv.oc);
+            if (!c->wf || !c->bf) return -1;
+            step s = {.fn = fold_fn, .ctx = c, .what = "batch norm folding"};
+            if (prog_push(&p->prepare, &s, b->err) != 0) return -1;
+            w = c->wf;
+            bias = c->bf;
+        }
+        conv_fuse fuse = {.sum = g->add >= 0, .relu = g->relu >= 0};
+        conv_op *op = bld_blob(b, sizeof *op);
+        if (!op) return -1;
+        if (conv_build_forward(b, &p->prepare, &p->fwd, &h->conv, in, w, bias, &fuse,
+                               g->add >= 0 ? &val[g->residual] : NULL, 0, op) != 0)
+            return -1;
+        val[g->tail] = op->dst;
+        return 0;
+    }
+    case NODE_BN: {
+        bn_params bp = plan_bn_params(m, h);
+        bn_op *op = bld_blob(b, sizeof *op);
+        if (!op || bn_build_forward(b, &p->fwd, in, &bp, 0, g->relu >= 0, op) != 0) return -1;
+        val[g->tail] = op->dst;
+        return 0;
+    }
+    case NODE_RELU: {
+        relu_op op;
+        if (relu_build_forward(b, &p->fwd, in, 0, &op) != 0) return -1;
+        val[g->tail] = op.dst;
+        return 0;
+    }
+    case NODE_MAXPOOL: {
+        pool_op op;
+        if (pool_build_forward(b, &p->fwd, in, &h->pool, 0, &op) != 0) return -1;
+        val[g->tail] = op.dst;
+        return 0;
+    }
+    case NODE_SHORTCUT_A: {
+        shortcut_a_op op;
+        if (shortcut_a_build_forward(b, &p->fwd, in, h->channels, h->stride, &op) != 0) return -1;
+        val[g->tail] = op.dst;
+        return 0;
+    }
+    case NODE_ADD: {
+        tensor bb, out;
+        if (op_to_layout(b, &p->fwd, &val[h->in1], &in->md, &bb) != 0 ||
+            bld_act(b, &in->md, &out) != 0 || op_add(b, &p->fwd, in, &bb, &out) != 0)
+            return -1;
+        val[g->tail] = out;
+        return 0;
+    }
+    case NODE_GAP: {
+        gap_op op;
+        if (gap_build_forward(b, &p->fwd, in, 0, &op) != 0) return -1;
+        val[g->tail] = op.flat;
+        p->features = op.flat;
+        return 0;
+    }
+    case NODE_FC: {
+        linear_op op;
+        if (linear_build_forward(b, &p->fwd, in, h->channels, m->params + h->w, m->params + h->b, 0,
+                                 &op) != 0)
+            return -1;
+        val[g->tail] = op.dst;
+        p->logits = op.dst;
+        return 0;
+    }
+    default:
+        return st3d_fail(b->err, ST3D_ERR_INVALID, "unexpected node");
+    }
+}
+
+plan *plan_build_infer(st3d_model *m, const int64_t shape[5], st3d_error *err) {
+    int nn = m->n_nodes;
+    plan *p = st3d_calloc(1, sizeof *p, err);
+    int *n_cons = st3d_calloc((size_t)nn, sizeof(int), err);
+    int *group_of = st3d_calloc((size_t)nn, sizeof(int), err);
+    int *done = st3d_calloc((size_t)nn, sizeof(int), err);
+    int *order = st3d_calloc((size_t)nn, sizeof(int), err);
+    int *last_use = st3d_calloc((size_t)nn, sizeof(int), err);
+    int *slot_of = st3d_calloc((size_t)nn, sizeof(int), err);
+    group *gs = st3d_calloc((size_t)nn, sizeof(group), err);
+    tensor *val = st3d_calloc((size_t)nn, sizeof(tensor), err);
+    slots sl = {0};
+    builder b = {.eng = m->eng, .err = err, .new_act = slot_new_act, .act_ctx = &sl};
+    int ok = 0;
+    if (!p || !n_cons || !group_of || !done || !order || !last_use || !slot_of || !gs || !val)
+        goto out;
+    b.res = &p->res;
+    p->training = 0;
+    memcpy(p->shape, shape, sizeof p->shape);
+
+    for (int i = 0; i < nn; i++) {
+        if (m->nodes[i].in0 >= 0) n_cons[m->nodes[i].in0]++;
+        if (m->nodes[i].in1 >= 0) n_cons[m->nodes[i].in1]++;
+    }
+    int ng = 0, no = 0;
+    make_groups(m, n_cons, gs, &ng, group_of);
+    for (int gi = 0; gi < ng; gi++) schedule(m, gs, group_of, gi, done, order, &no);
+
+    /* last use of each value (by node id of the tail), in schedule positions */
+    for (int i = 0; i < nn; i++) last_use[i] = -1;
+    for (int pos = 0; pos < no; pos++) {
+        const group *g = &gs[order[pos]];
+        const node *h = &m->nodes[g->head];
+        int deps[3] = {h->in0, h->in1, g->residual};
+        for (int d = 0; d < 3; d++)
+            if (deps[d] >= 0) last_use[deps[d]] = pos;
+    }
+
+    /* the input: a plain buffer of its own */
+    dnnl_memory_desc_t in_md;
+    md_plain(&in_md, 5, shape);
+    if (bld_tensor(&b, &in_md, &p->input) != 0) goto out;
+    val[0] = p->input;
+    for (int i = 0; i < nn; i++) slot_of[i] = -1;
+
+    for (int pos = 0; pos < no; pos++) {
+        const group *g = &gs[order[pos]];
+        if (m->nodes[g->head].kind == NODE_INPUT) continue;
+        if (g->residual >= 0 && last_use[g->residual] != pos) {
+            /* the shortcut is still needed later: sum into a copy */
+            tensor copy;
+            if (bld_act(&b, &val[g->residual].md, &copy) != 0 ||
+                op_reorder(&b, &p->fwd, &val[g->residual], &copy) != 0)
+                goto out;
+            val[g->residual] = copy;
+        }
+        sl.last = -1;
+        if (build_group(m, &b, p, g, val) != 0) goto out;
+        /* the group's output lives in the slot allocated last, or, for a
+         * fused sum, in the shortcut's slot */
+        slot_of[g->tail] = g->add >= 0 ? slot_of[g->residual] : sl.last;
+        if (g->add >= 0) slot_of[g->residual] = -1; /* handed over, not freed */
+        const node *h = &m->nodes[g->head];
+        int deps[2] = {h->in0, h->in1};
+        for (int d = 0; d < 2; d++)
+            if (deps[d] >= 0 && last_use[deps[d]] == pos && slot_of[deps[d]] >= 0) {
+                sl.busy[slot_of[deps[d]]] = 0;
+                slot_of[deps[d]] = -1;
+            }
+    }
+    if (bind_slots(&b, &sl, &p->act_bytes) != 0 || resources_finish(&b) != 0) goto out;
+    ok = 1;
+out:
+    free(n_cons);
+    free(group_of);
+    free(done);
+    free(order);
+    free(last_use);
+    free(slot_of);
+    free(gs);
+    free(val);
+    slots_free(&sl);
+    if (!ok) {
+        plan_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void plan_free(plan *p) {
+    if (!p) return;
+    prog_free(&p->prepare);
+    prog_free(&p->fwd);
+    prog_free(&p->bwd);
+    resources_free(&p->res);
+    free(p);
+}

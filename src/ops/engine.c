@@ -1,0 +1,281 @@
+/*
+ * engine.c - the machinery under every operator: programs of steps, the
+ * resources a built plan owns, memory descriptors, and the generic steps
+ * (reorder, zero fill, add) that several operators share.
+ */
+#include "ops.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ resources */
+
+#define GROW(arr, n, cap, err)                                                   \
+    do {                                                                         \
+        if ((n) == (cap)) {                                                      \
+            int c_ = (cap) ? 2 * (cap) : 64;                                     \
+            void *p_ = realloc((arr), (size_t)c_ * sizeof *(arr));               \
+            if (!p_) return st3d_fail((err), ST3D_ERR_NOMEM, "out of memory");   \
+            (arr) = p_;                                                          \
+            (cap) = c_;                                                          \
+        }                                                                        \
+    } while (0)
+
+void resources_free(resources *r) {
+    if (!r) return;
+    for (int i = 0; i < r->n_prims; i++) dnnl_primitive_destroy(r->prims[i]);
+    for (int i = 0; i < r->n_mems; i++) dnnl_memory_destroy(r->mems[i]);
+    for (int i = 0; i < r->n_buffers; i++) st3d_aligned_free(r->buffers[i]);
+    for (int i = 0; i < r->n_blobs; i++) free(r->blobs[i]);
+    st3d_aligned_free(r->scratch);
+    free(r->prims);
+    free(r->mems);
+    free(r->buffers);
+    free(r->blobs);
+    free(r->scratch_users);
+    memset(r, 0, sizeof *r);
+}
+
+static int track_buffer(resources *r, void *p, st3d_error *err) {
+    GROW(r->buffers, r->n_buffers, r->cap_buffers, err);
+    r->buffers[r->n_buffers++] = p;
+    return 0;
+}
+
+void *bld_alloc(builder *b, size_t bytes) {
+    void *p = st3d_aligned_alloc(bytes, b->err);
+    if (!p) return NULL;
+    memset(p, 0, bytes);
+    if (track_buffer(b->res, p, b->err) != 0) {
+        st3d_aligned_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static int track_blob(resources *r, void *p, st3d_error *err) {
+    GROW(r->blobs, r->n_blobs, r->cap_blobs, err);
+    r->blobs[r->n_blobs++] = p;
+    return 0;
+}
+
+void *bld_blob(builder *b, size_t bytes) {
+    void *p = st3d_calloc(1, bytes, b->err);
+    if (p && track_blob(b->res, p, b->err) != 0) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+int bld_check(builder *b, dnnl_status_t st, const char *what) {
+    if (st == dnnl_success) return 0;
+    return st3d_fail(b->err, ST3D_ERR_BACKEND, "oneDNN refused %s (status %d)", what, (int)st);
+}
+
+static int track_mem(resources *r, dnnl_memory_t m, st3d_error *err) {
+    GROW(r->mems, r->n_mems, r->cap_mems, err);
+    r->mems[r->n_mems++] = m;
+    return 0;
+}
+
+dnnl_memory_t bld_mem(builder *b, const dnnl_memory_desc_t *md, void *data) {
+    dnnl_memory_t m = NULL;
+    if (bld_check(b, dnnl_memory_create(&m, md, b->eng, data), "memory creation") != 0)
+        return NULL;
+    if (track_mem(b->res, m, b->err) != 0) {
+        dnnl_memory_destroy(m);
+        return NULL;
+    }
+    return m;
+}
+
+int bld_view(builder *b, const dnnl_memory_desc_t *md, float *data, tensor *out) {
+    out->md = *md;
+    out->data = data;
+    out->mem = bld_mem(b, md, data);
+    return out->mem ? 0 : -1;
+}
+
+int bld_tensor(builder *b, const dnnl_memory_desc_t *md, tensor *out) {
+    float *data = bld_alloc(b, md_bytes(md));
+    if (!data) return -1;
+    return bld_view(b, md, data, out);
+}
+
+dnnl_primitive_attr_t bld_attr(builder *b) {
+    dnnl_primitive_attr_t attr = NULL;
+    if (bld_check(b, dnnl_primitive_attr_create(&attr), "attribute creation") != 0) return NULL;
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    return attr;
+}
+
+int bld_primitive(builder *b, dnnl_primitive_desc_t pd, step *s) {
+    resources *r = b->res;
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t sbytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    dnnl_primitive_t prim = NULL;
+    dnnl_status_t st = dnnl_primitive_create(&prim, pd);
+    if (st == dnnl_success && sbytes > 0) {
+        dnnl_memory_t m = NULL;
+        /* bound to the shared scratchpad by resources_finish */
+        st = dnnl_memory_create(&m, smd, b->eng, DNNL_MEMORY_NONE);
+        if (st == dnnl_success) {
+            if (track_mem(r, m, b->err) != 0) {
+                dnnl_memory_destroy(m);
+                dnnl_primitive_destroy(prim);
+                dnnl_primitive_desc_destroy(pd);
+                return -1;
+            }
+            GROW(r->scratch_users, r->n_scratch_users, r->cap_scratch_users, b->err);
+            r->scratch_users[r->n_scratch_users++] = m;
+            if (sbytes > r->scratch_bytes) r->scratch_bytes = sbytes;
+            s->args[s->nargs].arg = DNNL_ARG_SCRATCHPAD;
+            s->args[s->nargs].memory = m;
+            s->nargs++;
+        }
+    }
+    dnnl_primitive_desc_destroy(pd);
+    if (st != dnnl_success) {
+        if (prim) dnnl_primitive_destroy(prim);
+        return bld_check(b, st, s->what ? s->what : "primitive creation");
+    }
+    GROW(r->prims, r->n_prims, r->cap_prims, b->err);
+    r->prims[r->n_prims++] = prim;
+    s->prim = prim;
+    return 0;
+}
+
+int resources_finish(builder *b) {
+    resources *r = b->res;
+    if (r->scratch_bytes == 0) return 0;
+    st3d_aligned_free(r->scratch);
+    r->scratch = st3d_aligned_alloc(r->scratch_bytes, b->err);
+    if (!r->scratch) return -1;
+    for (int i = 0; i < r->n_scratch_users; i++)
+        if (bld_check(b, dnnl_memory_set_data_handle(r->scratch_users[i], r->scratch),
+                      "scratchpad binding") != 0)
+            return -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------ descriptors */
+
+void md_plain(dnnl_memory_desc_t *md, int ndims, const int64_t *dims) {
+    static const dnnl_format_tag_t tags[] = {dnnl_format_tag_undef, dnnl_a, dnnl_ab, dnnl_abc,
+                                             dnnl_abcd, dnnl_abcde, dnnl_abcdef};
+    dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, tags[ndims]);
+}
+
+void md_any(dnnl_memory_desc_t *md, int ndims, const int64_t *dims) {
+    dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, dnnl_format_tag_any);
+}
+
+int md_equal(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b) {
+    return dnnl_memory_desc_equal(a, b);
+}
+
+size_t md_bytes(const dnnl_memory_desc_t *md) { return dnnl_memory_desc_get_size(md); }
+
+int64_t md_elems(const dnnl_memory_desc_t *md) {
+    int64_t n = 1;
+    for (int i = 0; i < md->ndims; i++) n *= md->dims[i];
+    return n;
+}
+
+/* ------------------------------------------------------------ programs */
+
+int prog_push(program *p, const step *s, st3d_error *err) {
+    GROW(p->steps, p->n, p->cap, err);
+    p->steps[p->n++] = *s;
+    return 0;
+}
+
+void prog_free(program *p) {
+    free(p->steps);
+    memset(p, 0, sizeof *p);
+}
+
+int prog_run(const program *p, dnnl_stream_t stream, st3d_error *err) {
+    for (int i = 0; i < p->n; i++) {
+        const step *s = &p->steps[i];
+        if (s->prim) {
+            dnnl_status_t st = dnnl_primitive_execute(s->prim, stream, s->nargs, s->args);
+            if (st != dnnl_success)
+                return st3d_fail(err, ST3D_ERR_BACKEND, "oneDNN failed to run %s (status %d)",
+                                 s->what ? s->what : "a step", (int)st);
+        } else if (s->fn) {
+            s->fn(s);
+        }
+    }
+    if (dnnl_stream_wait(stream) != dnnl_success)
+        return st3d_fail(err, ST3D_ERR_BACKEND, "oneDNN stream failed");
+    return 0;
+}
+
+/* ------------------------------------------------------------ generic steps */
+
+int op_reorder(builder *b, program *p, const tensor *src, const tensor *dst) {
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_attr_t attr = bld_attr(b);
+    if (!attr) return -1;
+    dnnl_status_t st =
+        dnnl_reorder_primitive_desc_create(&pd, &src->md, b->eng, &dst->md, b->eng, attr);
+    dnnl_primitive_attr_destroy(attr);
+    if (bld_check(b, st, "a reorder") != 0) return -1;
+    step s = {.what = "reorder"};
+    s.args[s.nargs++] = (dnnl_exec_arg_t){DNNL_ARG_FROM, src->mem};
+    s.args[s.nargs++] = (dnnl_exec_arg_t){DNNL_ARG_TO, dst->mem};
+    if (bld_primitive(b, pd, &s) != 0) return -1;
+    return prog_push(p, &s, b->err);
+}
+
+int op_to_layout(builder *b, program *p, const tensor *src, const dnnl_memory_desc_t *want,
+                 tensor *out) {
+    if (md_equal(&src->md, want)) {
+        *out = *src;
+        return 0;
+    }
+    if (bld_tensor(b, want, out) != 0) return -1;
+    return op_reorder(b, p, src, out);
+}
+
+static void zero_fn(const step *s) {
+    const tensor *t = s->ctx;
+    memset(tensor_ptr(t), 0, md_bytes(&t->md));
+}
+
+int op_zero(builder *b, program *p, const tensor *t) {
+    tensor *copy = bld_blob(b, sizeof *copy);
+    if (!copy) return -1;
+    *copy = *t;
+    step s = {.fn = zero_fn, .ctx = copy, .what = "zero"};
+    return prog_push(p, &s, b->err);
+}
+
+int op_add(builder *b, program *p, const tensor *a, const tensor *bb, const tensor *dst) {
+    float scales[2] = {1.0f, 1.0f};
+    dnnl_memory_desc_t srcs[2] = {a->md, bb->md};
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_attr_t attr = bld_attr(b);
+    if (!attr) return -1;
+    dnnl_status_t st = dnnl_sum_primitive_desc_create(&pd, &dst->md, 2, scales, srcs, attr, b->eng);
+    dnnl_primitive_attr_destroy(attr);
+    if (bld_check(b, st, "an addition") != 0) return -1;
+    step s = {.what = "add"};
+    s.args[s.nargs++] = (dnnl_exec_arg_t){DNNL_ARG_MULTIPLE_SRC + 0, a->mem};
+    s.args[s.nargs++] = (dnnl_exec_arg_t){DNNL_ARG_MULTIPLE_SRC + 1, bb->mem};
+    s.args[s.nargs++] = (dnnl_exec_arg_t){DNNL_ARG_DST, dst->mem};
+    if (bld_primitive(b, pd, &s) != 0) return -1;
+    return prog_push(p, &s, b->err);
+}
+
+int bld_act(builder *b, const dnnl_memory_desc_t *md, tensor *out) {
+    return b->new_act ? b->new_act(b, md, out) : bld_tensor(b, md, out);
+}
+
+float *tensor_ptr(const tensor *t) {
+    void *p = NULL;
+    dnnl_memory_get_data_handle(t->mem, &p);
+    return p;
+}
