@@ -157,8 +157,11 @@ int st3d_weights_read(const char *path, st3d_tensor_map **out, st3d_error *err);
  * --conv1_t_stride, --no_max_pool, --resnet_widen_factor, --wide_resnet_k,
  * --resnext_cardinality. */
 typedef struct st3d_model_params {
-    char model[32];            /* "resnet", "preresnet", "wideresnet", "resnext" */
-    int model_depth;           /* 10, 18, 34, 50, 101, 152, 200 (family-dependent) */
+    char model[32];            /* "resnet", "preresnet", "wideresnet", "resnext",
+                                  "resnet2p1d", "densenet", "c3d", and torchvision's
+                                  "tv-r3d", "tv-mc3", "tv-r2plus1d" */
+    int model_depth;           /* resnets: 10..200; densenet: 121, 169, 201, 264;
+                                  tv-*: 18; c3d: ignored */
     int n_classes;             /* classifier outputs (400) */
     int n_input_channels;      /* input channels (3) */
     char resnet_shortcut;      /* 'A' (zero-padded identity) or 'B' (1x1x1 conv) */
@@ -170,6 +173,8 @@ typedef struct st3d_model_params {
     int resnext_cardinality;   /* groups of ResNeXt's 3x3x3 convs (32) */
     int conv1_planes;          /* conv1 width; 0: as the 2020 code (= layer1's width).
                                   The 2018 code used 64 for wideresnet and resnext. */
+    int c3d_bn;                /* c3d: batch norm after every convolution */
+    float dropout;             /* c3d: dropout after fc6 and fc7 (0.5) */
 } st3d_model_params;
 
 st3d_model_params st3d_model_default_params(void);

@@ -17,6 +17,17 @@ int cmd_forward(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_train_steps(int argc, char **argv);
+/* video and data commands (cmd_video.c, cmd_loader.c, cmd_extract_frames.c,
+ * cmd_make_annotations.c) */
+int cmd_decode(int argc, char **argv);
+int cmd_sample_clips(int argc, char **argv);
+int cmd_loader_bench(int argc, char **argv);
+int cmd_extract_frames(int argc, char **argv);
+int cmd_make_annotations(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+/* Builds the network of p and loads weights (any format) when not NULL;
+ * prints the error and returns 1 on failure. */
+int cli_open_model(const st3d_model_params *p, const char *weights, st3d_model **out);
 
 /* Prints "st3d: <msg>" to stderr; returns 1 (the exit code). */
 int cli_error(const st3d_error *err);

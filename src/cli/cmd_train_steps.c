@@ -11,8 +11,6 @@
 
 #include <stdlib.h>
 
-int cli_open_model(const st3d_model_params *p, const char *weights, st3d_model **out);
-
 static void usage(FILE *out) {
     fprintf(out, "usage: st3d train-steps [network options] --weights W --input X.npy --labels L.npy\n"
                  "        --steps K [--lr 0.1] [--momentum 0.9] [--dampening 0] [--weight-decay 1e-3]\n"

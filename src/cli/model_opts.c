@@ -57,6 +57,12 @@ int cli_model_opt(int argc, char **argv, int *i, st3d_model_params *p, int *thre
     } else if (cli_opt_is(a, "resnext-cardinality")) {
         NEED_VALUE();
         if (cli_parse_int(a, v, &p->resnext_cardinality)) return -1;
+    } else if (cli_opt_is(a, "c3d-bn")) {
+        p->c3d_bn = 1;
+        consumed = 1;
+    } else if (cli_opt_is(a, "dropout")) {
+        NEED_VALUE();
+        if (cli_parse_float(a, v, &p->dropout)) return -1;
     } else if (cli_opt_is(a, "threads")) {
         NEED_VALUE();
         if (cli_parse_int(a, v, threads)) return -1;
@@ -71,8 +77,9 @@ int cli_model_opt(int argc, char **argv, int *i, st3d_model_params *p, int *thre
 void cli_model_usage(FILE *out) {
     fprintf(out,
             "network options (as the original opts.py; '-' or '_'):\n"
-            "  --model resnet|preresnet|wideresnet|resnext   (resnet)\n"
-            "  --model-depth 10|18|34|50|101|152|200          (18)\n"
+            "  --model resnet|preresnet|wideresnet|resnext|resnet2p1d|densenet|c3d|\n"
+            "          tv-r3d|tv-mc3|tv-r2plus1d              (resnet)\n"
+            "  --model-depth 10|18|34|50|101|152|200, densenet 121|169|201|264 (18)\n"
             "  --n-classes N                                  (400)\n"
             "  --n-input-channels N                           (3)\n"
             "  --resnet-shortcut A|B                          (B)\n"
@@ -81,5 +88,7 @@ void cli_model_usage(FILE *out) {
             "  --resnet-widen-factor F                        (1.0)\n"
             "  --wide-resnet-k K                              (2)\n"
             "  --resnext-cardinality C                        (32)\n"
+            "  --c3d-bn         batch norm after C3D's convolutions\n"
+            "  --dropout P      C3D's fc6/fc7 dropout          (0.5)\n"
             "  --threads N      compute threads               (all cores)\n");
 }

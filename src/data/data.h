@@ -142,6 +142,15 @@ void st3d_adjust_hue(uint8_t *rgb, int64_t n, float f);
 
 /* ---------------------------------------------------------------- datasets */
 
+/* Finds the frame folder or video file for base (a path without
+ * extension: base itself as a folder or file, else base + .mp4, .avi, ...).
+ * Fills out and *folder; returns 0, or -1 when there is none. */
+int st3d_resolve_video(const char *base, char *out, size_t cap, int *folder);
+
+/* Frames of a frame folder (the original's get_n_frames count) or of a
+ * video file (its packet index); fills *fps (may be NULL) for videos. */
+int64_t st3d_count_frames(const char *path, int folder, double *fps, st3d_error *err);
+
 /* Accessor used by the loader: 1 when sample i is a frame folder. */
 int st3d_dataset_is_folder(const st3d_dataset *ds, int64_t i);
 

@@ -287,8 +287,9 @@ static inline int clip255(int v) { return v < 0 ? 0 : v > 255 ? 255 : v; }
 
 void st3d_adjust_hue(uint8_t *rgb, int64_t n, float f) {
     /* torchvision's adjust_hue on PIL: to HSV (Pillow's conversion), add
-     * uint8(f * 255) to H modulo 256, back to RGB */
-    int shift = (int)(f * 255.0f);
+     * uint8(f * 255) to H modulo 256, back to RGB.  The float / double mix
+     * below is Pillow's, so that results are bit-identical. */
+    int shift = (int)((double)f * 255.0);
     for (int64_t i = 0; i < n; i++) {
         uint8_t *p = rgb + 3 * i;
         int r = p[0], g = p[1], b = p[2];
@@ -298,7 +299,10 @@ void st3d_adjust_hue(uint8_t *rgb, int64_t n, float f) {
         if (maxc != minc) {
             float cr = (float)(maxc - minc), s = cr / (float)maxc;
             float rc = (float)(maxc - r) / cr, gc = (float)(maxc - g) / cr, bc = (float)(maxc - b) / cr;
-            float h = r == maxc ? bc - gc : g == maxc ? 2.0f + rc - bc : 4.0f + gc - rc;
+            float h;
+            if (r == maxc) h = bc - gc;
+            else if (g == maxc) h = (float)(2.0 + rc - bc);
+            else h = (float)(4.0 + gc - rc);
             h = (float)fmod(h / 6.0 + 1.0, 1.0);
             uh = clip255((int)(h * 255.0));
             us = clip255((int)(s * 255.0));
@@ -310,7 +314,7 @@ void st3d_adjust_hue(uint8_t *rgb, int64_t n, float f) {
         }
         int ii = (int)floor((float)uh * 6.0 / 255.0);
         float fr = (float)((float)uh * 6.0 / 255.0 - (float)ii);
-        float fs = (float)us / 255.0f;
+        float fs = (float)((float)us / 255.0);
         int pp = clip255((int)round((float)uv * (1.0 - fs)));
         int q = clip255((int)round((float)uv * (1.0 - fs * fr)));
         int t = clip255((int)round((float)uv * (1.0 - fs * (1.0 - fr))));
@@ -341,8 +345,8 @@ int st3d_spatial_apply(const st3d_spatial_cfg *cfg, const st3d_spatial_choice *c
     size_t stride = (size_t)frame->width * 3;
     int rc;
     if (cfg->crop == ST3D_SCROP_CENTER) {
-        if (ch->resize_w != (frame->width <= frame->height ? S : ch->resize_w) ||
-            ch->crop_x + S > ch->resize_w || ch->crop_y + S > ch->resize_h)
+        if (ch->crop_x < 0 || ch->crop_y < 0 || ch->crop_x + S > ch->resize_w ||
+            ch->crop_y + S > ch->resize_h)
             return st3d_fail(err, ST3D_ERR_INVALID, "center crop does not fit");
         rc = st3d_resize_pil_bilinear(frame->data, frame->width, frame->height, stride,
                                       ch->resize_w, ch->resize_h, ch->crop_x, ch->crop_y, S, S,
@@ -383,6 +387,26 @@ int st3d_spatial_apply(const st3d_spatial_cfg *cfg, const st3d_spatial_choice *c
         d0[i] = cfg->lut[0][px[3 * i]];
         d1[i] = cfg->lut[1][px[3 * i + 1]];
         d2[i] = cfg->lut[2][px[3 * i + 2]];
+    }
+    return 0;
+}
+
+int st3d_mean_std(const char *mean_dataset, float value_scale, float mean[3], float std[3],
+                  st3d_error *err) {
+    /* the values of the original's mean.py get_mean_std */
+    static const double table[3][2][3] = {
+        {{0.4345, 0.4051, 0.3775}, {0.2768, 0.2713, 0.2737}}, /* kinetics */
+        {{0.4477, 0.4209, 0.3906}, {0.2767, 0.2695, 0.2714}}, /* activitynet */
+        {{0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}},                   /* 0.5 */
+    };
+    int k = !strcmp(mean_dataset, "kinetics") ? 0 : !strcmp(mean_dataset, "activitynet") ? 1
+          : !strcmp(mean_dataset, "0.5") ? 2 : -1;
+    if (k < 0)
+        return st3d_fail(err, ST3D_ERR_INVALID,
+                         "mean dataset '%s' is not one of kinetics, activitynet, 0.5", mean_dataset);
+    for (int c = 0; c < 3; c++) {
+        mean[c] = (float)(table[k][0][c] * (double)value_scale);
+        std[c] = (float)(table[k][1][c] * (double)value_scale);
     }
     return 0;
 }

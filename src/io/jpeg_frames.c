@@ -136,7 +136,7 @@ int st3d_jpeg_read(const char *path, st3d_image *img, st3d_error *err) {
     return 0;
 }
 
-/* Writer state for st3d_write_atomic. */
+/* What write_jpeg_cb encodes. */
 typedef struct jpeg_job {
     const uint8_t *rgb; /* picture, h x w x 3 */
     int w, h;           /* size */
@@ -180,7 +180,13 @@ int st3d_jpeg_write(const char *path, const uint8_t *rgb, int w, int h, int qual
         return st3d_fail(err, ST3D_ERR_INVALID, "%s: JPEG quality %d is not in 1..100", path,
                          quality);
     jpeg_job job = {rgb, w, h, quality, path};
-    return st3d_write_atomic(path, write_jpeg_cb, &job, err);
+    FILE *f = fopen(path, "wb");
+    if (!f) return st3d_fail(err, ST3D_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    int rc = write_jpeg_cb(f, &job, err);
+    if (fclose(f) != 0 && rc == 0)
+        rc = st3d_fail(err, ST3D_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    if (rc != 0) remove(path);
+    return rc;
 }
 
 int st3d_frame_path(char *buf, size_t cap, const char *dir, int64_t index) {

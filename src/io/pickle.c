@@ -32,6 +32,7 @@ typedef struct pk_chunk {
 
 struct pk_ctx {
     const char *name;   /* labels errors */
+    uint64_t base;      /* added to byte offsets in messages */
     pk_obj **storages;  /* every PK_STORAGE made (malloc'ed array) */
     size_t n_storages, cap_storages;
     pk_chunk *chunks;   /* newest first */
@@ -116,16 +117,16 @@ static pk_obj *new_obj(pk_run *r, pk_type type) {
 /* ---------------------------------------------------------------- helpers */
 
 static int fail_at(pk_run *r, const char *what) {
-    return st3d_fail(r->err, ST3D_ERR_FORMAT, "%s: pickle: %s (opcode at byte %zu)", r->c->name,
-                     what, r->op_pos);
+    return st3d_fail(r->err, ST3D_ERR_FORMAT, "%s: pickle: %s (opcode at byte %" PRIu64 ")",
+                     r->c->name, what, r->c->base + r->op_pos);
 }
 
 /* Returns a pointer to the next n bytes, or NULL (err set) when absent. */
 static const unsigned char *take(pk_run *r, size_t n) {
     if (n > r->len - r->pos) {
         r->truncated = 1;
-        st3d_fail(r->err, ST3D_ERR_FORMAT, "%s: pickle truncated at byte %zu", r->c->name,
-                  r->len);
+        st3d_fail(r->err, ST3D_ERR_FORMAT, "%s: pickle truncated at byte %" PRIu64, r->c->name,
+                  r->c->base + r->len);
         return NULL;
     }
     const unsigned char *p = r->buf + r->pos;
@@ -289,8 +290,12 @@ static pk_obj *resolve_global(pk_run *r, const char *module, size_t mlen, const 
     }
     for (size_t i = 0; i < strlen(full); i++) /* keep the message printable */
         if ((unsigned char)full[i] < 0x20 || (unsigned char)full[i] == 0x7f) full[i] = '?';
-    st3d_fail(r->err, ST3D_ERR_FORMAT, "%s: pickle refers to global '%s', which is not allowed",
-              r->c->name, full);
+    /* a whole pickled model rather than its state dict deserves a hint */
+    int model = strncmp(full, "torch.nn.", 9) == 0 || strncmp(full, "torchvision.", 12) == 0 ||
+                strncmp(full, "__main__.", 9) == 0 || strncmp(full, "models.", 7) == 0;
+    st3d_fail(r->err, ST3D_ERR_FORMAT, "%s: pickle refers to global '%s', which is not allowed%s",
+              r->c->name, full,
+              model ? " (a whole pickled model? save model.state_dict() instead)" : "");
     return NULL;
 }
 
@@ -494,7 +499,7 @@ static int memo_get(pk_run *r, uint64_t idx) {
 static int step(pk_run *r, pk_obj **out) {
     const unsigned char *p;
     pk_obj *o, *k, *v;
-    size_t base;
+    size_t base = 0;
     r->op_pos = r->pos;
     if (!(p = take(r, 1))) return -1;
     unsigned char op = *p;
@@ -558,8 +563,8 @@ static int step(pk_run *r, pk_obj **out) {
         if (op == 'T' && (int32_t)n < 0) return fail_at(r, "negative BINSTRING length");
         if (n > r->len - r->pos) {
             r->truncated = 1;
-            return st3d_fail(r->err, ST3D_ERR_FORMAT, "%s: pickle truncated at byte %zu",
-                             r->c->name, r->len);
+            return st3d_fail(r->err, ST3D_ERR_FORMAT, "%s: pickle truncated at byte %" PRIu64,
+                             r->c->name, r->c->base + r->len);
         }
         p = take(r, (size_t)n);
         int bytes = op == 'B' || op == 'C' || op == 0x8e;
@@ -692,6 +697,8 @@ int pk_load(pk_ctx *c, const unsigned char *buf, size_t len, size_t *used, pk_ob
 }
 
 /* ------------------------------------------------------------------ access */
+
+void pk_set_base(pk_ctx *c, uint64_t base) { c->base = base; }
 
 size_t pk_storage_count(const pk_ctx *c) { return c->n_storages; }
 

@@ -110,6 +110,10 @@ void pk_free(pk_ctx *c);
 int pk_load(pk_ctx *c, const unsigned char *buf, size_t len, size_t *used, pk_obj **out,
             st3d_error *err);
 
+/* Byte offsets in later error messages are reported as base + the offset
+ * within the pickle (for pickles embedded in a larger file). */
+void pk_set_base(pk_ctx *c, uint64_t base);
+
 /* Every storage reference decoded so far in this context, in order. */
 size_t pk_storage_count(const pk_ctx *c);
 const pk_obj *pk_storage_at(const pk_ctx *c, size_t i);

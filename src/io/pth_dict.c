@@ -201,8 +201,8 @@ static void gather(unsigned char *dst, const unsigned char *src, size_t esize, i
 
 static int add_item(const char *path, const pth_item *it, pth_group *g, const pth_loader *ld,
                     st3d_tensor_map *map, st3d_error *err) {
-    int64_t base, count;
-    int contig;
+    int64_t base = 0, count = 0;
+    int contig = 1;
     const pk_tensor *t = it->t;
     st3d_dtype dt = t->storage->u.storage.dtype;
     size_t esize = st3d_dtype_size(dt);

@@ -87,6 +87,7 @@ static int parse_pickles(const char *path, pk_ctx *pc, const unsigned char *buf,
     size_t pos = 0;
     for (int i = 0; i < 5; i++) {
         size_t used = 0;
+        pk_set_base(pc, pos); /* messages give file offsets */
         int rc = pk_load(pc, buf + pos, len - pos, &used, &obj[i], err);
         if (rc != 0) return rc;
         pos += used;
@@ -154,13 +155,18 @@ static int index_storages(st3d_src *s, pk_ctx *pc, const legacy_pickles *lp,
         int64_t numel = (int64_t)st3d_le64(cnt);
         size_t esize = st3d_dtype_size((*hit)->u.storage.dtype);
         int64_t nbytes = st3d_mul_checked(numel, (int64_t)esize);
-        if (numel != (*hit)->u.storage.numel || nbytes < 0 ||
-            (uint64_t)nbytes > s->size - pos - 8) {
+        if (numel != (*hit)->u.storage.numel) {
             rc = st3d_fail(err, ST3D_ERR_FORMAT,
                            "%s: storage '%s' at byte %" PRIu64 " holds %" PRId64
-                           " elements, the pickle declares %" PRId64 " and %" PRIu64
-                           " bytes remain",
-                           s->name, k->u.str.s, pos, numel, (*hit)->u.storage.numel,
+                           " elements, the pickle declares %" PRId64,
+                           s->name, k->u.str.s, pos, numel, (*hit)->u.storage.numel);
+            break;
+        }
+        if (nbytes < 0 || (uint64_t)nbytes > s->size - pos - 8) {
+            rc = st3d_fail(err, ST3D_ERR_FORMAT,
+                           "%s: truncated: storage '%s' at byte %" PRIu64 " needs %" PRId64
+                           " elements of %s but only %" PRIu64 " bytes remain",
+                           s->name, k->u.str.s, pos, numel, st3d_dtype_name((*hit)->u.storage.dtype),
                            s->size - pos - 8);
             break;
         }
@@ -184,7 +190,7 @@ static int index_storages(st3d_src *s, pk_ctx *pc, const legacy_pickles *lp,
 int pth_read_legacy(st3d_src *s, st3d_tensor_map **out, st3d_error *err) {
     *out = NULL;
     legacy_reader lr = {s, NULL, 0};
-    legacy_pickles lp;
+    legacy_pickles lp = {NULL, NULL, 0};
     pk_ctx *pc = NULL;
     unsigned char *buf = NULL;
     const unsigned char *bytes = s->mem;

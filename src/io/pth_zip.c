@@ -77,6 +77,13 @@ static int read_record(zip_reader *z, zip_uint64_t idx, int64_t expect, uint64_t
         else
             used += (size_t)got;
     }
+    if (rc == 0) { /* one more read reaches the end, where libzip checks the CRC */
+        unsigned char extra;
+        zip_int64_t got = zip_fread(f, &extra, 1);
+        if (got != 0)
+            rc = st3d_fail(err, ST3D_ERR_FORMAT, "%s: record '%s' is corrupt: %s", z->path, name,
+                           got < 0 ? zip_file_strerror(f) : "longer than its declared size");
+    }
     zip_fclose(f);
     if (rc != 0) {
         free(buf);
@@ -168,7 +175,7 @@ int pth_read_zip(st3d_src *s, st3d_tensor_map **out, st3d_error *err) {
         if (!z.za) zip_error_init_with_code(&ze, code);
     }
     if (!z.za) {
-        st3d_fail(err, ST3D_ERR_FORMAT, "%s: not a readable zip archive: %s", s->name,
+        st3d_fail(err, ST3D_ERR_FORMAT, "%s: not a readable zip archive (truncated or corrupt?): %s", s->name,
                   zip_error_strerror(&ze));
         zip_error_fini(&ze);
         return -1;

@@ -37,8 +37,9 @@ void st3d_image_release(st3d_image *img);
  * converted.  A truncated file is an error, as in PIL. */
 int st3d_jpeg_read(const char *path, st3d_image *img, st3d_error *err);
 
-/* Encodes an RGB picture (h x w x 3) as a baseline JPEG at quality 1..100,
- * written atomically (temporary file renamed over path). */
+/* Encodes an RGB picture (h x w x 3) as a baseline JPEG at quality 1..100
+ * (not atomic by itself: st3d extract-frames writes a whole folder under a
+ * temporary name and renames it when complete). */
 int st3d_jpeg_write(const char *path, const uint8_t *rgb, int w, int h, int quality,
                     st3d_error *err);
 

@@ -153,6 +153,16 @@ static int open_streams(st3d_video *v, st3d_error *err) {
     if (r < 0)
         return st3d_fail(err, ST3D_ERR_FORMAT, "%s: not a video FFmpeg can read (%s)", v->path,
                          averr(r, eb, sizeof eb));
+    /* refuse absurd sizes as the header states them, before any decoder
+     * (or find_stream_info, which would reset them) sees them */
+    for (unsigned i = 0; i < v->fmt->nb_streams; i++) {
+        const AVCodecParameters *cp = v->fmt->streams[i]->codecpar;
+        if (cp->codec_type == AVMEDIA_TYPE_VIDEO &&
+            (int64_t)cp->width * (int64_t)(cp->height < 0 ? -(int64_t)cp->height : cp->height) >
+                ST3D_MAX_PIXELS)
+            return st3d_fail(err, ST3D_ERR_FORMAT, "%s: header declares %dx%d pixels, refusing",
+                             v->path, cp->width, cp->height < 0 ? -cp->height : cp->height);
+    }
     r = avformat_find_stream_info(v->fmt, NULL);
     if (r < 0)
         return st3d_fail(err, ST3D_ERR_FORMAT, "%s: cannot read stream information (%s)",

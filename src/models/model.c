@@ -121,9 +121,27 @@ int g_relu(st3d_model *m, int in, st3d_error *err) {
     return add_node(m, NODE_RELU, "", in, -1, err);
 }
 
-int g_maxpool(st3d_model *m, int in, const pool_geom *g, st3d_error *err) {
-    int i = add_node(m, NODE_MAXPOOL, "", in, -1, err);
+int g_pool(st3d_model *m, int in, const pool_geom *g, st3d_error *err) {
+    int i = add_node(m, NODE_POOL, "", in, -1, err);
     if (i >= 0) m->nodes[i].pool = *g;
+    return i;
+}
+
+int g_concat(st3d_model *m, int a, int b, st3d_error *err) {
+    int i = add_node(m, NODE_CONCAT, "", a, b, err);
+    if (i >= 0) m->nodes[i].channels = m->nodes[a].channels + m->nodes[b].channels;
+    return i;
+}
+
+int g_dropout(st3d_model *m, int in, float p, st3d_error *err) {
+    int i = add_node(m, NODE_DROPOUT, "", in, -1, err);
+    if (i >= 0) m->nodes[i].p = p;
+    return i;
+}
+
+int g_flatten(st3d_model *m, int in, int features, st3d_error *err) {
+    int i = add_node(m, NODE_FLATTEN, "", in, -1, err);
+    if (i >= 0) m->nodes[i].channels = features;
     return i;
 }
 
@@ -175,7 +193,7 @@ int model_infer_shapes(const st3d_model *m, const int64_t in_dhw[3], int64_t *di
             for (int d = 0; d < 3; d++)
                 o[1 + d] = (a[1 + d] + 2 * n->conv.pad[d] - n->conv.k[d]) / n->conv.stride[d] + 1;
             break;
-        case NODE_MAXPOOL:
+        case NODE_POOL:
             for (int d = 0; d < 3; d++)
                 o[1 + d] = (a[1 + d] + 2 * n->pool.pad[d] - n->pool.k[d]) / n->pool.stride[d] + 1;
             break;
@@ -194,6 +212,16 @@ int model_infer_shapes(const st3d_model *m, const int64_t in_dhw[3], int64_t *di
             }
             break;
         }
+        case NODE_FLATTEN:
+            if (a[0] * a[1] * a[2] * a[3] != n->channels)
+                return st3d_fail(err, ST3D_ERR_INVALID,
+                                 "input %lldx%lldx%lld gives %lld features before %s, which "
+                                 "needs %d (use the input size the network was made for)",
+                                 (long long)in_dhw[0], (long long)in_dhw[1], (long long)in_dhw[2],
+                                 (long long)(a[0] * a[1] * a[2] * a[3]),
+                                 m->nodes[i + 1 < m->n_nodes ? i + 1 : i].name, n->channels);
+            o[1] = o[2] = o[3] = 1;
+            break;
         case NODE_GAP: case NODE_FC:
             o[1] = o[2] = o[3] = 1;
             break;
@@ -233,7 +261,10 @@ static const char *kind_name(node_kind k) {
     case NODE_CONV: return "conv3d";
     case NODE_BN: return "batchnorm3d";
     case NODE_RELU: return "relu";
-    case NODE_MAXPOOL: return "maxpool3d";
+    case NODE_POOL: return "pool3d";
+    case NODE_CONCAT: return "concat";
+    case NODE_DROPOUT: return "dropout";
+    case NODE_FLATTEN: return "flatten";
     case NODE_SHORTCUT_A: return "shortcut-A";
     case NODE_ADD: return "add";
     case NODE_GAP: return "avgpool3d(1)";
@@ -268,7 +299,8 @@ int st3d_model_layer(const st3d_model *m, size_t i, const int64_t in_dhw[3], st3
     const node *n = &m->nodes[i + 1];
     memset(info, 0, sizeof *info);
     info->name = n->name;
-    info->kind = kind_name(n->kind);
+    info->kind = n->kind == NODE_POOL ? (n->pool.max ? "maxpool3d" : "avgpool3d")
+                                      : kind_name(n->kind);
     for (int d = 0; d < 4; d++) info->out_shape[d] = dims[4 * (i + 1) + d];
     if (n->kind == NODE_CONV) {
         for (int d = 0; d < 3; d++) {
@@ -276,7 +308,7 @@ int st3d_model_layer(const st3d_model *m, size_t i, const int64_t in_dhw[3], st3
             info->stride[d] = n->conv.stride[d];
         }
         info->groups = n->conv.groups;
-    } else if (n->kind == NODE_MAXPOOL) {
+    } else if (n->kind == NODE_POOL) {
         for (int d = 0; d < 3; d++) {
             info->kernel[d] = n->pool.k[d];
             info->stride[d] = n->pool.stride[d];

@@ -20,11 +20,14 @@ typedef enum node_kind {
     NODE_CONV,       /* nn.Conv3d */
     NODE_BN,         /* nn.BatchNorm3d */
     NODE_RELU,       /* nn.ReLU */
-    NODE_MAXPOOL,    /* nn.MaxPool3d */
+    NODE_POOL,       /* nn.MaxPool3d or nn.AvgPool3d */
     NODE_SHORTCUT_A, /* zero-padded strided identity */
     NODE_ADD,        /* residual sum: in0 + in1 */
     NODE_GAP,        /* AdaptiveAvgPool3d(1) + flatten */
     NODE_FC,         /* nn.Linear */
+    NODE_CONCAT,     /* torch.cat([in0, in1], dim=1) */
+    NODE_DROPOUT,    /* nn.Dropout (identity at inference) */
+    NODE_FLATTEN,    /* x.view(N, -1) of a 5-d tensor */
 } node_kind;
 
 typedef struct node {
@@ -33,7 +36,8 @@ typedef struct node {
     int in0, in1;     /* producing nodes, -1 when unused */
     int channels;     /* output channels (features for FC) */
     conv_geom conv;   /* NODE_CONV geometry */
-    pool_geom pool;   /* NODE_MAXPOOL geometry */
+    pool_geom pool;   /* NODE_POOL geometry */
+    float p;          /* NODE_DROPOUT probability */
     int stride;       /* NODE_SHORTCUT_A stride */
     int64_t w, b;     /* parameter offsets of weight and bias in the flat buffer, -1: none */
     int64_t rm, rv;   /* NODE_BN running mean / var offsets in the stats buffer */
@@ -86,7 +90,12 @@ int g_conv(st3d_model *m, const char *name, int in, int oc, const int k[3], cons
            const int pad[3], int groups, int bias, st3d_error *err);
 int g_bn(st3d_model *m, const char *name, int in, st3d_error *err);
 int g_relu(st3d_model *m, int in, st3d_error *err);
-int g_maxpool(st3d_model *m, int in, const pool_geom *g, st3d_error *err);
+int g_pool(st3d_model *m, int in, const pool_geom *g, st3d_error *err);
+int g_concat(st3d_model *m, int a, int b, st3d_error *err);
+int g_dropout(st3d_model *m, int in, float p, st3d_error *err);
+/* Flattens to `features` values per clip (C x D x H x W, checked per shape). */
+int g_flatten(st3d_model *m, int in, int features, st3d_error *err);
+/* nn.Linear followed by nothing; the classifier. */
 int g_shortcut_a(st3d_model *m, int in, int channels, int stride, st3d_error *err);
 int g_add(st3d_model *m, int a, int b, st3d_error *err);
 int g_gap(st3d_model *m, int in, st3d_error *err);
@@ -96,8 +105,21 @@ int g_fc(st3d_model *m, const char *name, int in, int out, st3d_error *err);
 int g_conv_cube(st3d_model *m, const char *name, int in, int oc, int k, int s, int p, int groups,
                 st3d_error *err);
 
-/* The family builders (resnet.c).  Return 0 or -1. */
-int build_resnet_family(st3d_model *m, st3d_error *err);
+/* The family builders.  Each returns 0 or -1, and sets feature_dim,
+ * features_node and logits_node. */
+int build_resnet_family(st3d_model *m, st3d_error *err);  /* resnet.c */
+int build_resnet2p1d(st3d_model *m, st3d_error *err);     /* resnet2p1d.c */
+int build_densenet(st3d_model *m, st3d_error *err);       /* densenet.c */
+int build_c3d(st3d_model *m, st3d_error *err);            /* c3d.c */
+int build_tv_resnet(st3d_model *m, st3d_error *err);      /* tv_resnet.c */
+
+/* Blocks per stage of the ResNets of each depth (10 .. 200); -1 if none. */
+int resnet_stage_blocks(int depth, int out[4]);
+/* Checks the options every ResNet-like family shares. */
+int resnet_check_common(const st3d_model_params *p, st3d_error *err);
+/* Appends global average pooling and the classifier `name`, and records
+ * the features and logits nodes. */
+int add_head(st3d_model *m, int x, const char *name, st3d_error *err);
 
 /* Output dims (C, D, H, W) of every node for an input of C0 x D x H x W;
  * dims must hold 4 * n_nodes values. */

@@ -23,6 +23,7 @@ st3d_model_params st3d_model_default_params(void) {
     p.resnet_widen_factor = 1.0f;
     p.wide_resnet_k = 2;
     p.resnext_cardinality = 32;
+    p.dropout = 0.5f;
     return p;
 }
 
@@ -82,12 +83,32 @@ static void init_params(st3d_model *m, uint64_t seed) {
 
 /* ------------------------------------------------------------ life cycle */
 
+/* The family builder for p.model. */
+static int build_network(st3d_model *m, st3d_error *err) {
+    static const struct {
+        const char *name;
+        int (*build)(st3d_model *, st3d_error *);
+    } families[] = {
+        {"resnet", build_resnet_family},     {"preresnet", build_resnet_family},
+        {"wideresnet", build_resnet_family}, {"resnext", build_resnet_family},
+        {"resnet2p1d", build_resnet2p1d},    {"densenet", build_densenet},
+        {"c3d", build_c3d},                  {"tv-r3d", build_tv_resnet},
+        {"tv-mc3", build_tv_resnet},         {"tv-r2plus1d", build_tv_resnet},
+    };
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
+        if (!strcmp(m->p.model, families[i].name)) return families[i].build(m, err);
+    return st3d_fail(err, ST3D_ERR_INVALID,
+                     "unknown model '%s' (choose resnet, preresnet, wideresnet, resnext, "
+                     "resnet2p1d, densenet, c3d, tv-r3d, tv-mc3, tv-r2plus1d)",
+                     m->p.model);
+}
+
 st3d_model *st3d_model_new(const st3d_model_params *params, uint64_t seed, st3d_error *err) {
     st3d_model *m = st3d_calloc(1, sizeof *m, err);
     if (!m) return NULL;
     m->p = *params;
     m->logits_node = m->features_node = -1;
-    if (build_resnet_family(m, err) != 0) goto fail;
+    if (build_network(m, err) != 0) goto fail;
     m->params = st3d_aligned_alloc(sizeof(float) * (size_t)m->n_params, err);
     m->grads = m->params ? st3d_aligned_alloc(sizeof(float) * (size_t)m->n_params, err) : NULL;
     m->stats = m->grads ? st3d_aligned_alloc(sizeof(float) * (size_t)(m->n_stats + 1), err) : NULL;

@@ -201,6 +201,15 @@ static void schedule(const st3d_model *m, const group *gs, const int *group_of, 
 
 /* ------------------------------------------------------------ build */
 
+/* An inference dropout can reuse its input's buffer when it is the input's
+ * only reader. */
+static int dropout_passes_through(const st3d_model *m, int i) {
+    int readers = 0;
+    for (int j = 0; j < m->n_nodes; j++)
+        readers += (m->nodes[j].in0 == m->nodes[i].in0) + (m->nodes[j].in1 == m->nodes[i].in0);
+    return readers == 1;
+}
+
 /* Builds one group; its output tensor goes to val[g->tail]. */
 static int build_group(st3d_model *m, builder *b, plan *p, const group *g, tensor *val) {
     const node *h = &m->nodes[g->head];
@@ -249,7 +258,7 @@ static int build_group(st3d_model *m, builder *b, plan *p, const group *g, tenso
         val[g->tail] = op.dst;
         return 0;
     }
-    case NODE_MAXPOOL: {
+    case NODE_POOL: {
         pool_op op;
         if (pool_build_forward(b, &p->fwd, in, &h->pool, 0, &op) != 0) return -1;
         val[g->tail] = op.dst;
@@ -269,11 +278,25 @@ static int build_group(st3d_model *m, builder *b, plan *p, const group *g, tenso
         val[g->tail] = out;
         return 0;
     }
+    case NODE_CONCAT: {
+        tensor srcs[2] = {*in, val[h->in1]};
+        return concat_build_forward(b, &p->fwd, srcs, 2, &val[g->tail]);
+    }
+    case NODE_DROPOUT:
+        /* the identity at inference: the input's buffer is handed on (the
+         * caller moves its slot) when nothing else reads it, else copied */
+        if (dropout_passes_through(m, g->head)) {
+            val[g->tail] = *in;
+            return 0;
+        }
+        return bld_act(b, &in->md, &val[g->tail]) || op_reorder(b, &p->fwd, in, &val[g->tail]);
+    case NODE_FLATTEN:
+        if (op_flatten(b, &p->fwd, in, &val[g->tail]) != 0) return -1;
+        return 0;
     case NODE_GAP: {
         gap_op op;
         if (gap_build_forward(b, &p->fwd, in, 0, &op) != 0) return -1;
         val[g->tail] = op.flat;
-        p->features = op.flat;
         return 0;
     }
     case NODE_FC: {
@@ -348,14 +371,21 @@ plan *plan_build_infer(st3d_model *m, const int64_t shape[5], st3d_error *err) {
         }
         sl.last = -1;
         if (build_group(m, &b, p, g, val) != 0) goto out;
+        if (g->tail == m->features_node) p->features = val[g->tail];
         /* the group's output lives in the slot allocated last, or, for a
          * fused sum, in the shortcut's slot */
         slot_of[g->tail] = g->add >= 0 ? slot_of[g->residual] : sl.last;
         if (g->add >= 0) slot_of[g->residual] = -1; /* handed over, not freed */
+        if (m->nodes[g->head].kind == NODE_DROPOUT && dropout_passes_through(m, g->head)) {
+            int src = m->nodes[g->head].in0;
+            slot_of[g->tail] = slot_of[src];
+            slot_of[src] = -1;
+        }
         const node *h = &m->nodes[g->head];
         int deps[2] = {h->in0, h->in1};
         for (int d = 0; d < 2; d++)
-            if (deps[d] >= 0 && last_use[deps[d]] == pos && slot_of[deps[d]] >= 0) {
+            if (deps[d] >= 0 && deps[d] != m->features_node && last_use[deps[d]] == pos &&
+                slot_of[deps[d]] >= 0) {
                 sl.busy[slot_of[deps[d]]] = 0;
                 slot_of[deps[d]] = -1;
             }

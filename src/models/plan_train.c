@@ -26,6 +26,8 @@ typedef union node_op {
     gap_op gap;
     linear_op fc;
     shortcut_a_op sa;
+    dropout_op *drop;
+    tensor flat;
 } node_op;
 
 typedef struct train_build {
@@ -68,7 +70,7 @@ static int forward_node(train_build *t, int i) {
         t->val[i] = op->relu.dst;
         return 0;
     }
-    case NODE_MAXPOOL:
+    case NODE_POOL:
         if (pool_build_forward(b, &p->fwd, in, &n->pool, 1, &op->pool) != 0) return -1;
         t->val[i] = op->pool.dst;
         return 0;
@@ -84,10 +86,22 @@ static int forward_node(train_build *t, int i) {
             return -1;
         return 0;
     }
+    case NODE_CONCAT: {
+        tensor srcs[2] = {*in, t->val[n->in1]};
+        return concat_build_forward(b, &p->fwd, srcs, 2, &t->val[i]);
+    }
+    case NODE_DROPOUT:
+        /* seeded by the node index, so a run is reproducible */
+        if (dropout_build_forward(b, &p->fwd, in, n->p, 0x5eed0000ull + (uint64_t)i, &op->drop) != 0)
+            return -1;
+        t->val[i] = op->drop->dst;
+        return 0;
+    case NODE_FLATTEN:
+        if (op_flatten(b, &p->fwd, in, &t->val[i]) != 0) return -1;
+        return 0;
     case NODE_GAP:
         if (gap_build_forward(b, &p->fwd, in, 1, &op->gap) != 0) return -1;
         t->val[i] = op->gap.flat;
-        p->features = op->gap.flat;
         return 0;
     case NODE_FC:
         if (linear_build_forward(b, &p->fwd, in, n->channels, m->params + n->w, m->params + n->b, 1,
@@ -134,7 +148,7 @@ static int backward_node(train_build *t, int i) {
     tensor target;
     int tmp = 0, u = n->in0;
     int want = wants_grad(t, u);
-    if (want && n->kind != NODE_SHORTCUT_A && n->kind != NODE_ADD &&
+    if (want && n->kind != NODE_SHORTCUT_A && n->kind != NODE_ADD && n->kind != NODE_CONCAT &&
         grad_target(t, u, &target, &tmp) != 0)
         return -1;
     int rc = 0;
@@ -145,7 +159,9 @@ static int backward_node(train_build *t, int i) {
         break;
     case NODE_BN: rc = bn_build_backward(b, bwd, &op->bn, dy, &target); break;
     case NODE_RELU: rc = relu_build_backward(b, bwd, &op->relu, dy, &target); break;
-    case NODE_MAXPOOL: rc = pool_build_backward(b, bwd, &op->pool, dy, &target); break;
+    case NODE_POOL: rc = pool_build_backward(b, bwd, &op->pool, dy, &target); break;
+    case NODE_DROPOUT: rc = dropout_build_backward(b, bwd, op->drop, dy, &target); break;
+    case NODE_FLATTEN: rc = op_unflatten(b, bwd, dy, &target); break;
     case NODE_GAP: rc = gap_build_backward(b, bwd, &op->gap, dy, &target); break;
     case NODE_FC:
         rc = linear_build_backward(b, bwd, &op->fc, dy, want ? &target : NULL, m->grads + n->w,
@@ -162,6 +178,20 @@ static int backward_node(train_build *t, int i) {
                 op_reorder(b, bwd, dy, &target) != 0 || grad_commit(t, ins[k], &target, tmp) != 0)
                 return -1;
         }
+        return 0;
+    }
+    case NODE_CONCAT: {
+        /* each input gets its channel slice of the gradient */
+        int ins[2] = {n->in0, n->in1};
+        tensor srcs[2] = {t->val[n->in0], t->val[n->in1]}, targets[2];
+        int tmps[2] = {0, 0};
+        memset(targets, 0, sizeof targets);
+        for (int k = 0; k < 2; k++)
+            if (wants_grad(t, ins[k]) && grad_target(t, ins[k], &targets[k], &tmps[k]) != 0)
+                return -1;
+        if (concat_build_backward(b, bwd, srcs, 2, dy, targets) != 0) return -1;
+        for (int k = 0; k < 2; k++)
+            if (targets[k].mem && grad_commit(t, ins[k], &targets[k], tmps[k]) != 0) return -1;
         return 0;
     }
     default: return 0;
@@ -195,6 +225,7 @@ plan *plan_build_train(st3d_model *m, const int64_t shape[5], st3d_error *err) {
     for (int i = 1; i < nn; i++) {
         t.ops[i] = bld_blob(&b, sizeof(node_op));
         if (!t.ops[i] || forward_node(&t, i) != 0) goto out;
+        if (i == m->features_node) p->features = t.val[i];
     }
     /* the loss gradient enters at the logits */
     if (bld_tensor(&b, &p->logits.md, &p->dlogits) != 0) goto out;

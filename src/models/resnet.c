@@ -19,7 +19,7 @@
 typedef enum block_kind { BASIC, BOTTLENECK, PREACT_BASIC, PREACT_BOTTLENECK } block_kind;
 
 /* Block counts per stage, as generate_model() of each family. */
-static int stage_blocks(int depth, int out[4]) {
+int resnet_stage_blocks(int depth, int out[4]) {
     static const struct { int depth, n[4]; } table[] = {
         {10, {1, 1, 1, 1}},  {18, {2, 2, 2, 2}},  {34, {3, 4, 6, 3}},   {50, {3, 4, 6, 3}},
         {101, {3, 4, 23, 3}}, {152, {3, 8, 36, 3}}, {200, {3, 24, 36, 3}},
@@ -163,17 +163,11 @@ int build_resnet_family(st3d_model *m, st3d_error *err) {
     int blocks[4];
     family f;
     if (pick_family(p, &f, err) != 0) return -1;
-    if (stage_blocks(p->model_depth, blocks) != 0 ||
-        (!strcmp(p->model, "preresnet") && p->model_depth < 10))
+    if (resnet_stage_blocks(p->model_depth, blocks) != 0)
         return st3d_fail(err, ST3D_ERR_INVALID,
                          "%s has no depth %d (choose 10, 18, 34, 50, 101, 152 or 200)", p->model,
                          p->model_depth);
-    if (p->resnet_shortcut != 'A' && p->resnet_shortcut != 'B')
-        return st3d_fail(err, ST3D_ERR_INVALID, "--resnet-shortcut must be A or B, not '%c'",
-                         p->resnet_shortcut);
-    if (p->conv1_t_size < 1 || p->conv1_t_stride < 1 || p->n_input_channels < 1 || p->n_classes < 1)
-        return st3d_fail(err, ST3D_ERR_INVALID,
-                         "conv1-t-size, conv1-t-stride, n-input-channels and n-classes must be positive");
+    if (resnet_check_common(p, err) != 0) return -1;
 
     /* stem: conv1 (t,7,7) stride (ts,2,2) pad (t/2,3,3), bn1, relu, maxpool */
     int in_planes = p->conv1_planes > 0 ? p->conv1_planes : f.inplanes[0];
@@ -185,7 +179,7 @@ int build_resnet_family(st3d_model *m, st3d_error *err) {
     x = x < 0 ? -1 : g_relu(m, x, err);
     if (x >= 0 && !p->no_max_pool) {
         pool_geom mp = {.max = 1, .k = {3, 3, 3}, .stride = {2, 2, 2}, .pad = {1, 1, 1}};
-        x = g_maxpool(m, x, &mp, err);
+        x = g_pool(m, x, &mp, err);
     }
     if (x < 0) return -1;
 
@@ -203,13 +197,28 @@ int build_resnet_family(st3d_model *m, st3d_error *err) {
             in_planes = planes * f.expansion;
         }
     }
+    /* ResNeXt's fc width is cardinality * 32 * expansion in the original,
+     * which runs only when that equals layer4's width (cardinality 32):
+     * st3d sizes fc from layer4 */
+    return add_head(m, x, "fc", err);
+}
+
+int resnet_check_common(const st3d_model_params *p, st3d_error *err) {
+    if (p->resnet_shortcut != 'A' && p->resnet_shortcut != 'B')
+        return st3d_fail(err, ST3D_ERR_INVALID, "--resnet-shortcut must be A or B, not '%c'",
+                         p->resnet_shortcut);
+    if (p->conv1_t_size < 1 || p->conv1_t_stride < 1 || p->n_input_channels < 1 || p->n_classes < 1)
+        return st3d_fail(err, ST3D_ERR_INVALID,
+                         "conv1-t-size, conv1-t-stride, n-input-channels and n-classes must be positive");
+    return 0;
+}
+
+int add_head(st3d_model *m, int x, const char *name, st3d_error *err) {
     x = g_gap(m, x, err);
     if (x < 0) return -1;
     m->features_node = x;
     m->feature_dim = m->nodes[x].channels;
-    /* ResNeXt's fc width is cardinality * 32 * expansion (= layer4's output
-     * when cardinality * 32 == 1024, the only way the code runs) */
-    x = g_fc(m, "fc", x, p->n_classes, err);
+    x = g_fc(m, name, x, m->p.n_classes, err);
     if (x < 0) return -1;
     m->logits_node = x;
     return 0;

@@ -279,3 +279,24 @@ float *tensor_ptr(const tensor *t) {
     dnnl_memory_get_data_handle(t->mem, &p);
     return p;
 }
+
+/* ------------------------------------------------------------ flatten */
+
+int op_flatten(builder *b, program *p, const tensor *src, tensor *flat) {
+    int64_t n = src->md.dims[0], per = md_elems(&src->md) / n;
+    int64_t dims2[2] = {n, per};
+    dnnl_memory_desc_t plain, plain2;
+    md_plain(&plain, src->md.ndims, src->md.dims);
+    md_plain(&plain2, 2, dims2);
+    tensor t;
+    if (bld_tensor(b, &plain, &t) != 0 || op_reorder(b, p, src, &t) != 0) return -1;
+    return bld_view(b, &plain2, t.data, flat);
+}
+
+int op_unflatten(builder *b, program *p, const tensor *diff_flat, const tensor *diff_src) {
+    dnnl_memory_desc_t plain;
+    md_plain(&plain, diff_src->md.ndims, diff_src->md.dims);
+    tensor v;
+    if (bld_view(b, &plain, diff_flat->data, &v) != 0) return -1;
+    return op_reorder(b, p, &v, diff_src);
+}

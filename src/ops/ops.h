@@ -135,6 +135,11 @@ int op_reorder(builder *b, program *p, const tensor *src, const tensor *dst);
  * layout want fed by a reorder appended to p. */
 int op_to_layout(builder *b, program *p, const tensor *src, const dnnl_memory_desc_t *want,
                  tensor *out);
+/* x.view(N, -1): src in any layout -> N x (C*D*H*W) plain (a reorder into a
+ * plain copy, viewed as 2-d).  op_unflatten sends a gradient back:
+ * diff_flat (a real plain buffer) -> diff_src in its own layout. */
+int op_flatten(builder *b, program *p, const tensor *src, tensor *flat);
+int op_unflatten(builder *b, program *p, const tensor *diff_flat, const tensor *diff_src);
 /* Appends a C step that zero-fills t. */
 int op_zero(builder *b, program *p, const tensor *t);
 /* Appends dst = a + b (same layout) via oneDNN sum; dst may alias a. */
@@ -283,6 +288,32 @@ typedef struct shortcut_a_op {
 } shortcut_a_op;
 int shortcut_a_build_forward(builder *b, program *fwd, const tensor *src, int out_channels,
                              int stride, shortcut_a_op *op);
+
+/* ------------------------------------------------------------ concat */
+
+/* Channel concatenation of n <= 8 tensors (torch.cat(dim=1)) into a new
+ * activation; the backward hands each input (whose diff_srcs[i].mem is not
+ * NULL) its slice of the gradient.  diff_dst must have a real buffer. */
+int concat_build_forward(builder *b, program *fwd, const tensor *srcs, int n, tensor *dst);
+int concat_build_backward(builder *b, program *bwd, const tensor *srcs, int n,
+                          const tensor *diff_dst, const tensor *diff_srcs);
+
+/* ------------------------------------------------------------ dropout */
+
+/* Inverted dropout as nn.Dropout in training: zero with probability p,
+ * scale the rest by 1/(1-p).  The mask is drawn from seed and a call count. */
+typedef struct dropout_op {
+    tensor src, dst;     /* same layout */
+    uint8_t *mask;       /* 1 = kept, one per element */
+    float p;             /* drop probability */
+    uint64_t seed;       /* base seed */
+    uint64_t calls;      /* forward runs so far (varies the mask) */
+    const void *bwd_io[2]; /* backward's diff_dst and diff_src tensors */
+} dropout_op;
+int dropout_build_forward(builder *b, program *fwd, const tensor *src, float p, uint64_t seed,
+                          dropout_op **op);
+int dropout_build_backward(builder *b, program *bwd, dropout_op *op, const tensor *diff_dst,
+                           const tensor *diff_src);
 
 /* ------------------------------------------------------------ loss */
 

@@ -125,24 +125,13 @@ int gap_build_forward(builder *b, program *fwd, const tensor *src, int training,
     }
     if (pool_build_forward(b, fwd, src, &g, training, &op->pool) != 0) return -1;
     /* N x C x 1 x 1 x 1 in the kernel's layout -> N x C plain */
-    int64_t nc[2] = {src->md.dims[0], src->md.dims[1]};
-    int64_t dims5[5] = {nc[0], nc[1], 1, 1, 1};
-    dnnl_memory_desc_t plain5, plain2;
-    md_plain(&plain5, 5, dims5);
-    md_plain(&plain2, 2, nc);
-    tensor flat5;
-    if (bld_tensor(b, &plain5, &flat5) != 0) return -1;
-    if (op_reorder(b, fwd, &op->pool.dst, &flat5) != 0) return -1;
-    return bld_view(b, &plain2, flat5.data, &op->flat);
+    return op_flatten(b, fwd, &op->pool.dst, &op->flat);
 }
 
 int gap_build_backward(builder *b, program *bwd, gap_op *op, const tensor *diff_flat,
                        const tensor *diff_src) {
-    int64_t dims5[5] = {diff_flat->md.dims[0], diff_flat->md.dims[1], 1, 1, 1};
-    dnnl_memory_desc_t plain5;
-    md_plain(&plain5, 5, dims5);
-    tensor d5, dpool;
-    if (bld_view(b, &plain5, diff_flat->data, &d5) != 0) return -1;
-    if (op_to_layout(b, bwd, &d5, &op->pool.dst.md, &dpool) != 0) return -1;
+    tensor dpool;
+    if (bld_tensor(b, &op->pool.dst.md, &dpool) != 0 || op_unflatten(b, bwd, diff_flat, &dpool) != 0)
+        return -1;
     return pool_build_backward(b, bwd, &op->pool, &dpool, diff_src);
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Tests of libst3d's safetensors and .npy readers and writers.
 
-Usage: test_safetensors_npy.py WEIGHTS_TOOL
+Usage: test_safetensors_npy.py WEIGHTS_TOOL [--seeds DIR]
 
 WEIGHTS_TOOL is tests/io/weights_tool.c built against libst3d.  The
 safetensors side is checked against an independent encoder/decoder written
@@ -9,10 +9,12 @@ here from the format's specification (struct + json + numpy; Debian has no
 python3-safetensors), byte-exactly where the format leaves no freedom.  The
 .npy side is checked against NumPy itself (np.save / np.load, formats 1.0,
 2.0 and 3.0).  Malformed inputs must give exit status 1 and a one-line error
-naming the file.
+naming the file.  --seeds DIR also copies the inputs (valid and malformed)
+to DIR/safetensors and DIR/npy, the fuzzing seed corpora.
 """
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from collections import OrderedDict
 import numpy as np
 
 TOOL = sys.argv[1]
+SEEDS = sys.argv[sys.argv.index("--seeds") + 1] if "--seeds" in sys.argv else None
 TMP = tempfile.mkdtemp(prefix="st3d-io-")
 FAILURES = []
 
@@ -65,7 +68,16 @@ def arr_bytes(name_dtype, arr):
 
 # ----------------------------------------------------------------- helpers
 
+def seed(fname):
+    if SEEDS and os.path.getsize(fname) <= 64 * 1024:
+        kind = "npy" if fname.endswith(".npy") else "safetensors"
+        os.makedirs(os.path.join(SEEDS, kind), exist_ok=True)
+        shutil.copy(fname, os.path.join(SEEDS, kind, os.path.basename(fname)))
+
+
 def run(*args):
+    if args[0] in ("copy", "npy-copy", "npy-labels") and os.path.exists(args[1]):
+        seed(args[1])
     p = subprocess.run([TOOL] + list(args), capture_output=True, text=True, timeout=60)
     return p.returncode, p.stdout, p.stderr
 
@@ -137,6 +149,21 @@ def test_safetensors_roundtrip():
         check(b == off and data[b:en] == raw, "%s: data differs" % n)
         off = en
     check(off == len(data), "trailing bytes in the written file")
+    # as the reference implementation lays files out: compact JSON with sorted
+    # keys, data ordered by alignment then name, so header order != data order
+    a16 = np.arange(3, dtype="<f2").tobytes()
+    a32 = np.arange(4, dtype="<f4").tobytes()
+    hdr = ('{"__metadata__":{"format":"pt"},"a.half":{"dtype":"F16","shape":[3],'
+           '"data_offsets":[16,22]},"b.float":{"dtype":"F32","shape":[2,2],'
+           '"data_offsets":[0,16]}}').encode()
+    with open(src, "wb") as f:
+        f.write(st_encode([], raw_header=hdr) + a32 + a16)
+    rc, _, err = run("copy", src, dst)
+    check(rc == 0, "reference layout: " + err)
+    if rc == 0:
+        hdr2, data, _ = st_decode(open(dst, "rb").read())
+        check(list(hdr2) == ["__metadata__", "a.half", "b.float"] and
+              data == a16 + a32, "reference layout round trip: %r" % hdr2)
     # an empty map and no metadata
     with open(src, "wb") as f:
         f.write(st_encode([]))

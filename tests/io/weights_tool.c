@@ -10,6 +10,9 @@
  *       float32 with --f32), keeping the map's order and metadata
  *   weights_tool read IN
  *       st3d_weights_read only; prints "ok N" with the tensor count
+ *   weights_tool pth-keys IN
+ *       st3d_pth_read (keys as stored, no prefix stripping); prints each
+ *       key, then each metadata pair as "meta KEY=VALUE"
  *   weights_tool npy-copy IN.npy OUT.npy
  *       st3d_npy_read_f32 then st3d_npy_write_f32
  *   weights_tool npy-labels IN.npy
@@ -84,6 +87,18 @@ int main(int argc, char **argv) {
         st3d_tensor_map_free(m);
         return 0;
     }
+    if (argc == 3 && strcmp(argv[1], "pth-keys") == 0) {
+        st3d_tensor_map *m;
+        if (st3d_pth_read(argv[2], &m, &err) != 0) return fail(&err);
+        for (size_t i = 0; i < st3d_tensor_map_count(m); i++)
+            printf("%s\n", st3d_tensor_map_at(m, i)->name);
+        for (size_t i = 0; i < st3d_tensor_map_meta_count(m); i++) {
+            const char *k = st3d_tensor_map_meta_key(m, i);
+            printf("meta %s=%s\n", k, st3d_tensor_map_get_meta(m, k));
+        }
+        st3d_tensor_map_free(m);
+        return 0;
+    }
     if (argc == 4 && strcmp(argv[1], "npy-copy") == 0) {
         float *data;
         int ndim;
@@ -100,6 +115,6 @@ int main(int argc, char **argv) {
         free(labels);
         return 0;
     }
-    fprintf(stderr, "usage: weights_tool copy|dump|read|npy-copy|npy-labels ...\n");
+    fprintf(stderr, "usage: weights_tool copy|dump|read|pth-keys|npy-copy|npy-labels ...\n");
     return 2;
 }
