@@ -232,6 +232,11 @@ float *st3d_model_grad_data(st3d_model *model, int64_t *count);
 int st3d_model_forward(st3d_model *model, const float *x, const int64_t shape[5], float *logits,
                        float *features, st3d_error *err);
 
+/* Bytes of activation buffers held by the inference plan of the last
+ * st3d_model_forward shape (0 before the first call).  Activations share a
+ * few slots by liveness, so this follows the widest layers, not the depth. */
+size_t st3d_model_activation_bytes(const st3d_model *model);
+
 /* Training-mode forward and backward on one batch with integer labels:
  * batch statistics (running statistics updated), mean cross-entropy loss,
  * gradients of every parameter written (not accumulated) into the gradient

@@ -110,6 +110,8 @@ int cmd_bench(int argc, char **argv) {
     printf("%s-%d %s batch %d: %.2f clips/s, %.1f GFLOP/s (median of %d runs, %.3f s each)\n",
            p.model, p.model_depth, train ? "train" : "infer", batch, batch / med, flops / med / 1e9,
            runs, med);
+    if (!train)
+        printf("activation memory: %.1f MiB\n", st3d_model_activation_bytes(m) / 1048576.0);
     printf("RESULT clips_per_s=%.4f gflops=%.2f\n", batch / med, flops / med / 1e9);
     rc = 0;
 out:

@@ -188,6 +188,16 @@ static st3d_dataset *open_dataset(const loader_opts *o) {
     return ds;
 }
 
+/* Writes s as a JSON string body (quotes, backslashes, control bytes escaped). */
+static void json_escaped(FILE *f, const char *s) {
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+}
+
 static void drain_messages(st3d_loader *L, int quiet) {
     char msg[1024];
     while (st3d_loader_pop_message(L, msg, sizeof msg))
@@ -297,15 +307,18 @@ static int run(int argc, char **argv, int bench) {
                     const st3d_clip_info *c = &info[i];
                     fprintf(jl,
                             "{\"epoch\": %d, \"batch\": %lld, \"index\": %d, \"sample\": %lld, "
-                            "\"video_id\": \"%s\", \"label\": %lld, \"begin\": %lld, \"end\": %lld, "
+                            "\"label\": %lld, \"begin\": %lld, \"end\": %lld, "
                             "\"clip\": %d, \"crop\": [%d, %d, %d, %d], \"flip\": %d, "
-                            "\"jitter\": [%.9g, %.9g, %.9g, %.9g], \"order\": [%d, %d, %d, %d]}\n",
-                            ep, (long long)batch_no, i, (long long)c->sample, si.video_id,
+                            "\"jitter\": [%.9g, %.9g, %.9g, %.9g], \"order\": [%d, %d, %d, %d]",
+                            ep, (long long)batch_no, i, (long long)c->sample,
                             (long long)labels[i], (long long)c->begin, (long long)c->end, c->clip,
                             c->crop_x, c->crop_y, c->crop_w, c->crop_h, c->flipped,
                             c->jitter[0], c->jitter[1], c->jitter[2], c->jitter[3],
                             c->jitter_order[0], c->jitter_order[1], c->jitter_order[2],
                             c->jitter_order[3]);
+                    fputs(", \"video_id\": \"", jl);
+                    json_escaped(jl, si.video_id);
+                    fputs("\"}\n", jl);
                 }
             }
             batch_no++;

@@ -137,6 +137,20 @@ static int wants_grad(const train_build *t, int u) {
     return u >= 0 && t->m->nodes[u].kind != NODE_INPUT;
 }
 
+/* Both inputs a, b of sum node i may share its gradient buffer only if no
+ * later gradient contribution to one (from its other readers, all before i)
+ * lands in the buffer before the other's backward has read it.  The backward
+ * runs in reverse node order, so every other reader of a must come before
+ * b in node order, and vice versa. */
+static int alias_safe(const st3d_model *m, int i, const int ins[2]) {
+    for (int k = 0; k < 2; k++) {
+        int u = ins[k], v = ins[1 - k];
+        for (int c = 0; c < m->n_nodes; c++)
+            if (c != i && (m->nodes[c].in0 == u || m->nodes[c].in1 == u) && c > v) return 0;
+    }
+    return 1;
+}
+
 static int backward_node(train_build *t, int i) {
     st3d_model *m = t->m;
     builder *b = t->b;
@@ -170,10 +184,21 @@ static int backward_node(train_build *t, int i) {
     case NODE_SHORTCUT_A:
         return 0; /* detached, as the original's `out.data` */
     case NODE_ADD: {
-        /* the gradient of a sum goes unchanged to both inputs */
-        int ins[2] = {n->in0, n->in1};
+        /* the gradient of a sum goes unchanged to both inputs: an input
+         * receiving its first contribution shares dy's buffer (no copy) when
+         * that is safe, else dy is copied or added in */
+        int ins[2] = {n->in0, n->in1}, alias[2] = {0, 0};
+        for (int k = 0; k < 2; k++)
+            alias[k] = wants_grad(t, ins[k]) && m->nodes[ins[k]].kind != NODE_SHORTCUT_A &&
+                       !t->dval[ins[k]].mem && md_equal(&t->val[ins[k]].md, &dy->md);
+        if (alias[0] && alias[1] && !alias_safe(m, i, ins)) alias[0] = 0;
         for (int k = 0; k < 2; k++) {
             if (!wants_grad(t, ins[k]) || m->nodes[ins[k]].kind == NODE_SHORTCUT_A) continue;
+            if (alias[k]) {
+                t->dval[ins[k]] = *dy;
+                t->n_done[ins[k]]++;
+                continue;
+            }
             if (grad_target(t, ins[k], &target, &tmp) != 0 ||
                 op_reorder(b, bwd, dy, &target) != 0 || grad_commit(t, ins[k], &target, tmp) != 0)
                 return -1;

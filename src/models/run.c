@@ -48,6 +48,10 @@ int st3d_model_forward(st3d_model *m, const float *x, const int64_t shape[5], fl
     return 0;
 }
 
+size_t st3d_model_activation_bytes(const st3d_model *m) {
+    return m->infer ? m->infer->act_bytes : 0;
+}
+
 int st3d_model_train_step(st3d_model *m, const float *x, const int64_t shape[5],
                           const int64_t *labels, float *loss, float *logits, st3d_error *err) {
     plan *p = get_plan(m, shape, 1, err);

@@ -37,6 +37,21 @@ static int is_reference_impl(dnnl_primitive_desc_t pd) {
     return impl && strstr(impl, "ref") != NULL;
 }
 
+/* Activation layouts tried, in order, until oneDNN offers an optimized
+ * kernel (not its slow reference one): the layout as given (no reorder),
+ * oneDNN's choice, channels-last, plain.  Some shapes (e.g. the backward
+ * weights of 3x3x3 convs on 1x4x4 volumes) have a fast kernel only for the
+ * plain layouts. */
+#define N_LAYOUT_TRIES 4
+static void layout_try(int t, const dnnl_memory_desc_t *given, dnnl_memory_desc_t *out) {
+    static const dnnl_format_tag_t tags[N_LAYOUT_TRIES] = {dnnl_format_tag_undef, dnnl_format_tag_any,
+                                                           dnnl_ndhwc, dnnl_ncdhw};
+    if (t == 0)
+        *out = *given;
+    else
+        dnnl_memory_desc_init_by_tag(out, given->ndims, given->dims, dnnl_f32, tags[t]);
+}
+
 /* Creates the forward primitive descriptor.  The source layout as produced
  * upstream is tried first (no reorder); if oneDNN would then fall back to its
  * slow reference kernel, the source layout is left to oneDNN ("any"). */
@@ -50,22 +65,27 @@ static int make_fwd_pd(builder *b, const conv_geom *g, const dnnl_memory_desc_t 
         strides[i] = g->stride[i];
         pad[i] = g->pad[i];
     }
-    dnnl_memory_desc_t wmd, bmd, src_any;
+    dnnl_memory_desc_t wmd, bmd;
     md_any(&wmd, wn, wdims);
     int64_t oc = g->oc;
     md_plain(&bmd, 1, &oc);
-    md_any(&src_any, 5, src_md->dims);
-    const dnnl_memory_desc_t *tries[2] = {src_md, &src_any};
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < N_LAYOUT_TRIES; t++) {
+        dnnl_memory_desc_t src_t, dst_t;
+        layout_try(t, src_md, &src_t);
+        /* a fused sum fixes dst; otherwise dst follows the try (any for 0, 1) */
+        if (dst_md->format_kind == dnnl_format_kind_any && t >= 2)
+            layout_try(t, dst_md, &dst_t);
+        else
+            dst_t = *dst_md;
         dnnl_convolution_desc_t desc;
         dnnl_status_t st = dnnl_convolution_forward_desc_init(
             &desc, training ? dnnl_forward_training : dnnl_forward_inference,
-            dnnl_convolution_direct, tries[t], &wmd, has_bias ? &bmd : NULL, dst_md, strides, pad,
+            dnnl_convolution_direct, &src_t, &wmd, has_bias ? &bmd : NULL, &dst_t, strides, pad,
             pad);
         if (st != dnnl_success) continue;
         st = dnnl_primitive_desc_create(pd, &desc, attr, b->eng, NULL);
         if (st != dnnl_success) continue;
-        if (t == 0 && is_reference_impl(*pd)) {
+        if (t < N_LAYOUT_TRIES - 1 && is_reference_impl(*pd)) {
             dnnl_primitive_desc_destroy(*pd);
             continue;
         }
@@ -154,8 +174,13 @@ fail:
     return -1;
 }
 
-int conv_build_backward(builder *b, program *bwd, conv_op *op, const tensor *diff_dst,
-                        const tensor *diff_src, float *grad_w, float *grad_bias) {
+/* Creates a backward primitive descriptor (data when weights_pass is 0, else
+ * weights), trying activation layouts until the kernel is not the reference
+ * one.  a_md / b_md: the activation descriptors as the forward used them
+ * (diff_src and diff_dst for data; src and diff_dst for weights). */
+static int make_bwd_pd(builder *b, const conv_op *op, int weights_pass, int has_bias,
+                       const dnnl_memory_desc_t *a_md, const dnnl_memory_desc_t *b_md,
+                       dnnl_primitive_desc_t *pd) {
     const conv_geom *g = &op->g;
     dnnl_dims_t strides = {0}, pad = {0};
     int64_t wdims[6];
@@ -168,90 +193,100 @@ int conv_build_backward(builder *b, program *bwd, conv_op *op, const tensor *dif
     dnnl_memory_desc_t wany, bmd;
     md_any(&wany, wn, wdims);
     md_plain(&bmd, 1, &oc);
-    int rc = -1;
+    for (int t = 0; t < N_LAYOUT_TRIES; t++) {
+        dnnl_memory_desc_t at, bt;
+        layout_try(t, a_md, &at);
+        layout_try(t, b_md, &bt);
+        dnnl_convolution_desc_t desc;
+        dnnl_status_t st =
+            weights_pass
+                ? dnnl_convolution_backward_weights_desc_init(&desc, dnnl_convolution_direct, &at,
+                                                              &wany, has_bias ? &bmd : NULL, &bt,
+                                                              strides, pad, pad)
+                : dnnl_convolution_backward_data_desc_init(&desc, dnnl_convolution_direct, &at,
+                                                           &wany, &bt, strides, pad, pad);
+        if (st != dnnl_success) continue;
+        dnnl_primitive_attr_t attr = bld_attr(b);
+        if (!attr) return -1;
+        st = dnnl_primitive_desc_create(pd, &desc, attr, b->eng, op->fwd_hint);
+        dnnl_primitive_attr_destroy(attr);
+        if (st != dnnl_success) continue;
+        if (t < N_LAYOUT_TRIES - 1 && is_reference_impl(*pd)) {
+            dnnl_primitive_desc_destroy(*pd);
+            continue;
+        }
+        return 0;
+    }
+    return st3d_fail(b->err, ST3D_ERR_BACKEND, "oneDNN has no backward %s for this convolution",
+                     weights_pass ? "weights" : "data");
+}
 
-    /* diff_dst in the layout of dst (the gradient buffers mirror activations) */
-    tensor dd;
-    if (op_to_layout(b, bwd, diff_dst, &op->dst.md, &dd) != 0) goto out;
+int conv_build_backward(builder *b, program *bwd, conv_op *op, const tensor *diff_dst,
+                        const tensor *diff_src, float *grad_w, float *grad_bias) {
+    const conv_geom *g = &op->g;
+    int64_t wdims[6];
+    int wn = weight_dims(g, wdims);
+    int64_t oc = g->oc;
+    dnnl_memory_desc_t bmd;
+    md_plain(&bmd, 1, &oc);
+    dnnl_primitive_desc_t pd = NULL;
+    int rc = -1;
 
     /* backward data: diff_src = conv_transpose(diff_dst, W) */
     if (diff_src) {
-        dnnl_convolution_desc_t desc;
-        dnnl_primitive_desc_t pd = NULL;
-        dnnl_primitive_attr_t attr = bld_attr(b);
-        if (!attr) goto out;
-        dnnl_status_t st = dnnl_convolution_backward_data_desc_init(
-            &desc, dnnl_convolution_direct, &op->src_k.md, &wany, &dd.md, strides, pad, pad);
-        if (st == dnnl_success)
-            st = dnnl_primitive_desc_create(&pd, &desc, attr, b->eng, op->fwd_hint);
-        dnnl_primitive_attr_destroy(attr);
-        if (bld_check(b, st, "conv3d backward-data descriptor") != 0) goto out;
+        if (make_bwd_pd(b, op, 0, 0, &op->src_k.md, &op->dst.md, &pd) != 0) goto out;
         const dnnl_memory_desc_t *want_w = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-        tensor w = op->wt;
-        if (!md_equal(want_w, &op->wt.md)) {
-            /* the backward wants its own weight layout: reorder each step */
-            if (bld_tensor(b, want_w, &w) != 0 || op_reorder(b, bwd, &op->wt, &w) != 0) {
-                dnnl_primitive_desc_destroy(pd);
-                goto out;
-            }
-        }
-        /* diff_src in the source's layout, then into the caller's layout */
-        tensor ds = *diff_src;
-        int convert = !md_equal(&diff_src->md, &op->src_k.md);
-        if (convert && bld_tensor(b, &op->src_k.md, &ds) != 0) {
-            dnnl_primitive_desc_destroy(pd);
+        const dnnl_memory_desc_t *want_dd = dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0);
+        const dnnl_memory_desc_t *want_ds = dnnl_primitive_desc_query_md(pd, dnnl_query_diff_src_md, 0);
+        tensor w = op->wt, dd, ds = *diff_src;
+        /* the backward may want its own weight layout: reorder each step */
+        if (!md_equal(want_w, &op->wt.md) &&
+            (bld_tensor(b, want_w, &w) != 0 || op_reorder(b, bwd, &op->wt, &w) != 0))
             goto out;
-        }
+        if (op_to_layout(b, bwd, diff_dst, want_dd, &dd) != 0) goto out;
+        int convert = !md_equal(&diff_src->md, want_ds);
+        if (convert && bld_tensor(b, want_ds, &ds) != 0) goto out;
         step s = {.what = "conv3d backward data"};
         s.args[s.nargs++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, dd.mem};
         s.args[s.nargs++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, w.mem};
         s.args[s.nargs++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, ds.mem};
-        if (bld_primitive(b, pd, &s) != 0 || prog_push(bwd, &s, b->err) != 0) goto out;
+        dnnl_primitive_desc_t owned = pd;
+        pd = NULL;
+        if (bld_primitive(b, owned, &s) != 0 || prog_push(bwd, &s, b->err) != 0) goto out;
         if (convert && op_reorder(b, bwd, &ds, diff_src) != 0) goto out;
     }
 
-    /* backward weights: dW = sum over batch of src (x) diff_dst */
+    /* backward weights: dW = sum over the batch of src (x) diff_dst */
     {
-        dnnl_convolution_desc_t desc;
-        dnnl_primitive_desc_t pd = NULL;
-        dnnl_primitive_attr_t attr = bld_attr(b);
-        if (!attr) goto out;
-        dnnl_status_t st = dnnl_convolution_backward_weights_desc_init(
-            &desc, dnnl_convolution_direct, &op->src_k.md, &wany, grad_bias ? &bmd : NULL, &dd.md,
-            strides, pad, pad);
-        if (st == dnnl_success)
-            st = dnnl_primitive_desc_create(&pd, &desc, attr, b->eng, op->fwd_hint);
-        dnnl_primitive_attr_destroy(attr);
-        if (bld_check(b, st, "conv3d backward-weights descriptor") != 0) goto out;
+        if (make_bwd_pd(b, op, 1, grad_bias != NULL, &op->src_k.md, &op->dst.md, &pd) != 0)
+            goto out;
         const dnnl_memory_desc_t *dw_md = dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0);
+        const dnnl_memory_desc_t *want_src = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+        const dnnl_memory_desc_t *want_dd = dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0);
         dnnl_memory_desc_t user_md;
         md_plain(&user_md, wn, wdims);
-        tensor gw_user, gw;
-        if (bld_view(b, &user_md, grad_w, &gw_user) != 0) {
-            dnnl_primitive_desc_destroy(pd);
-            goto out;
-        }
+        tensor gw_user, gw, gb, src, dd;
+        if (bld_view(b, &user_md, grad_w, &gw_user) != 0) goto out;
         int convert = !md_equal(dw_md, &user_md);
         gw = gw_user;
-        if (convert && bld_tensor(b, dw_md, &gw) != 0) {
-            dnnl_primitive_desc_destroy(pd);
+        if (convert && bld_tensor(b, dw_md, &gw) != 0) goto out;
+        if (grad_bias && bld_view(b, &bmd, grad_bias, &gb) != 0) goto out;
+        if (op_to_layout(b, bwd, &op->src_k, want_src, &src) != 0 ||
+            op_to_layout(b, bwd, diff_dst, want_dd, &dd) != 0)
             goto out;
-        }
-        tensor gb;
-        if (grad_bias && bld_view(b, &bmd, grad_bias, &gb) != 0) {
-            dnnl_primitive_desc_destroy(pd);
-            goto out;
-        }
         step s = {.what = "conv3d backward weights"};
-        s.args[s.nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, op->src_k.mem};
+        s.args[s.nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, src.mem};
         s.args[s.nargs++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, dd.mem};
         s.args[s.nargs++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_WEIGHTS, gw.mem};
         if (grad_bias) s.args[s.nargs++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_BIAS, gb.mem};
-        if (bld_primitive(b, pd, &s) != 0 || prog_push(bwd, &s, b->err) != 0) goto out;
+        dnnl_primitive_desc_t owned = pd;
+        pd = NULL;
+        if (bld_primitive(b, owned, &s) != 0 || prog_push(bwd, &s, b->err) != 0) goto out;
         if (convert && op_reorder(b, bwd, &gw, &gw_user) != 0) goto out;
     }
     rc = 0;
 out:
+    if (pd) dnnl_primitive_desc_destroy(pd);
     if (op->fwd_hint) {
         dnnl_primitive_desc_destroy(op->fwd_hint);
         op->fwd_hint = NULL;

@@ -263,8 +263,10 @@ def count_parameters(family, depth, **kw):
 
 
 @torch.no_grad()
-def randomize(model, gen, calib_input=None):
-    """Random weights that keep activations O(1): convs kaiming-normal (fan_out),
+def randomize(model, gen, calib_input=None, conv_fan="in"):
+    """Random weights that keep activations O(1): convs kaiming-normal (fan_in by
+    default, which keeps the first SGD steps small relative to the weights; the
+    original initialises with fan_out),
     BN gamma in [0.5,1.5], beta in [-0.25,0.25], fc uniform(+-1/sqrt(in)) with bias.
     Running statistics: if calib_input is given, set to that batch's statistics
     (one train-mode pass with cumulative averaging) and then perturbed (mean
@@ -279,8 +281,8 @@ def randomize(model, gen, calib_input=None):
     bns = []
     for m in model.modules():
         if isinstance(m, nn.Conv3d):
-            fan_out = m.weight.shape[0] * m.weight[0, 0].numel()
-            m.weight.copy_(rn(m.weight, (2.0 / fan_out) ** 0.5))
+            fan = m.weight[0].numel() if conv_fan == "in" else m.weight.shape[0] * m.weight[0, 0].numel()
+            m.weight.copy_(rn(m.weight, (2.0 / fan) ** 0.5))
         elif isinstance(m, nn.BatchNorm3d):
             m.weight.copy_(ru(m.weight, 0.5, 1.5))
             m.bias.copy_(ru(m.bias, -0.25, 0.25))
