@@ -193,6 +193,23 @@ int64_t st3d_model_n_params(const st3d_model *model);
 /* Width of the pooled feature vector fed to the classifier. */
 int st3d_model_feature_dim(const st3d_model *model);
 
+/* The architecture a state_dict describes: from the "st3d.*" metadata
+ * that `st3d convert` writes, else recognised from keys and shapes (family,
+ * depth, shortcut, widths, cardinality, conv1 size, n_classes).  Options
+ * the keys cannot tell (conv1_t_stride, no_max_pool) keep their defaults. */
+int st3d_model_params_from_weights(const st3d_tensor_map *map, st3d_model_params *params,
+                                   st3d_error *err);
+/* Records params as "st3d.*" metadata of map (what the above reads back). */
+int st3d_model_params_to_meta(const st3d_model_params *params, st3d_tensor_map *map,
+                              st3d_error *err);
+
+/* Fine-tuning (the original's --pretrain_path with --n_pretrain_classes):
+ * loads every tensor of map except a classifier whose class count differs
+ * from the model's, which keeps its fresh initialization.  Other mismatches
+ * are errors as in st3d_model_load. */
+int st3d_model_load_pretrained(st3d_model *model, const st3d_tensor_map *map, const char *source,
+                               st3d_error *err);
+
 /* One row of the layer table, for an input of in_dhw = {frames, height, width}. */
 typedef struct st3d_layer_info {
     const char *name;       /* module path, e.g. "layer1.0.conv1" ("" for unnamed) */

@@ -25,9 +25,8 @@ int cmd_loader_bench(int argc, char **argv);
 int cmd_extract_frames(int argc, char **argv);
 int cmd_make_annotations(int argc, char **argv);
 int cmd_init(int argc, char **argv);
-/* Builds the network of p and loads weights (any format) when not NULL;
- * prints the error and returns 1 on failure. */
-int cli_open_model(const st3d_model_params *p, const char *weights, st3d_model **out);
+int cmd_convert(int argc, char **argv);
+
 
 /* Prints "st3d: <msg>" to stderr; returns 1 (the exit code). */
 int cli_error(const st3d_error *err);
@@ -46,10 +45,28 @@ int cli_opt_is(const char *arg, const char *name);
 int cli_parse_int(const char *opt, const char *s, int *out);
 int cli_parse_float(const char *opt, const char *s, float *out);
 
-/* Consumes argv[*i] (and its value) when it is a network option or
- * --threads: returns 1 (and advances *i), 0 when it is not one, -1 after
- * printing an error for a bad value. */
-int cli_model_opt(int argc, char **argv, int *i, st3d_model_params *p, int *threads);
+/* Network options and weights of a command. */
+typedef struct cli_model {
+    st3d_model_params p;     /* the network (defaults, inferred, then options) */
+    int threads;             /* --threads (0: all cores) */
+    const char *weights;     /* --weights */
+    const char *pretrain;    /* --pretrain-path */
+    int n_pretrain_classes;  /* --n-pretrain-classes, -1 when not given */
+    st3d_tensor_map *map;    /* the weights file's tensors, read by cli_model_begin */
+} cli_model;
+
+/* Reads the weights file named by --weights / --pretrain-path, if any, and
+ * when --model is absent takes the network it describes.  Prints and
+ * returns 1 on error. */
+int cli_model_begin(int argc, char **argv, cli_model *cm);
+/* Consumes argv[*i] (and its value) when it is a network, weights or
+ * --threads option: returns 1 (and advances *i), 0 when it is not one, -1
+ * after printing an error for a bad or missing value. */
+int cli_model_opt(int argc, char **argv, int *i, cli_model *cm);
+/* Builds the network (parameters from seed) and loads the weights read by
+ * cli_model_begin; prints and returns 1 on error. */
+int cli_model_open(cli_model *cm, uint64_t seed, st3d_model **out);
+void cli_model_end(cli_model *cm);
 void cli_model_usage(FILE *out);
 
 #endif /* ST3D_CLI_H */

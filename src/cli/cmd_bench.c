@@ -3,6 +3,7 @@
  * of a full training step (forward, backward, SGD), as the median of several
  * timed runs after warm-up, on random weights and clips.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
 #include <stdlib.h>
@@ -27,18 +28,17 @@ static void usage(FILE *out) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    st3d_model_params p = st3d_model_default_params();
-    int threads = 0, batch = 8, duration = 16, size = 112, runs = 5, warmup = 2, train = 0;
+    int batch = 8, duration = 16, size = 112, runs = 5, warmup = 2, train = 0;
+    for (int i = 1; i < argc; i++)
+        if (cli_opt_is(argv[i], "help")) return usage(stdout), 0;
+    cli_model cm;
+    if (cli_model_begin(argc, argv, &cm) != 0) return 1;
     for (int i = 1; i < argc;) {
-        int r = cli_model_opt(argc, argv, &i, &p, &threads);
-        if (r < 0) return 2;
+        int r = cli_model_opt(argc, argv, &i, &cm);
+        if (r < 0) return cli_model_end(&cm), 2;
         if (r > 0) continue;
         const char *a = argv[i];
-        if (cli_opt_is(a, "help")) {
-            usage(stdout);
-            return 0;
-        }
-        if (i + 1 >= argc) return cli_errorf("unknown option or missing value: %s", a), 2;
+        if (i + 1 >= argc) return cli_model_end(&cm), cli_errorf("unknown option or missing value: %s", a), 2;
         const char *v = argv[i + 1];
         int bad = 0;
         if (cli_opt_is(a, "batch") || cli_opt_is(a, "batch-size")) bad = cli_parse_int(a, v, &batch);
@@ -49,17 +49,20 @@ int cmd_bench(int argc, char **argv) {
         else if (cli_opt_is(a, "mode")) {
             if (!strcmp(v, "train")) train = 1;
             else if (!strcmp(v, "infer")) train = 0;
-            else return cli_errorf("--mode: expected infer or train, got '%s'", v), 2;
-        } else return cli_errorf("unknown option: %s (see st3d bench --help)", a), 2;
-        if (bad) return 2;
+            else bad = cli_errorf("--mode: expected infer or train, got '%s'", v);
+        } else bad = cli_errorf("unknown option: %s (see st3d bench --help)", a);
+        if (bad) return cli_model_end(&cm), 2;
         i += 2;
     }
     if (batch < 1 || duration < 1 || size < 1 || runs < 1 || warmup < 0)
-        return cli_errorf("--batch, --sample-duration, --sample-size and --runs must be positive"), 2;
-    st3d_set_threads(threads);
+        return cli_model_end(&cm), cli_errorf("--batch, --sample-duration, --sample-size and --runs must be positive"), 2;
+    st3d_set_threads(cm.threads);
+    const st3d_model_params p = cm.p;
     st3d_error err = {0};
-    st3d_model *m = st3d_model_new(&p, 1, &err);
-    if (!m) return cli_error(&err);
+    st3d_model *m = NULL;
+    int open_rc = cli_model_open(&cm, 1, &m);
+    cli_model_end(&cm);
+    if (open_rc != 0) return 1;
     int64_t shape[5] = {batch, p.n_input_channels, duration, size, size};
     size_t n_in = (size_t)(batch * p.n_input_channels) * duration * size * size;
     float *x = malloc(sizeof(float) * n_in);

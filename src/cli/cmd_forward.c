@@ -10,54 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cli_open_model(const st3d_model_params *p, const char *weights, st3d_model **out) {
-    st3d_error err = {0};
-    st3d_model *m = st3d_model_new(p, 0, &err);
-    if (!m) return cli_error(&err);
-    if (weights) {
-        st3d_tensor_map *map = NULL;
-        if (st3d_weights_read(weights, &map, &err) != 0 || st3d_model_load(m, map, weights, &err) != 0) {
-            st3d_tensor_map_free(map);
-            st3d_model_free(m);
-            return cli_error(&err);
-        }
-        st3d_tensor_map_free(map);
-    }
-    *out = m;
-    return 0;
-}
-
 static void usage(FILE *out) {
-    fprintf(out, "usage: st3d forward [network options] --weights W.safetensors --input X.npy\n"
+    fprintf(out, "usage: st3d forward [network options] --weights W --input X.npy\n"
                  "                    --output Y.npy [--features F.npy]\n\n");
     cli_model_usage(out);
 }
 
-int cmd_forward(int argc, char **argv) {
-    st3d_model_params p = st3d_model_default_params();
-    int threads = 0;
-    const char *weights = NULL, *input = NULL, *output = NULL, *features = NULL;
-    for (int i = 1; i < argc;) {
-        int r = cli_model_opt(argc, argv, &i, &p, &threads);
-        if (r < 0) return 2;
-        if (r > 0) continue;
-        const char *a = argv[i];
-        if (cli_opt_is(a, "help")) {
-            usage(stdout);
-            return 0;
-        }
-        if (i + 1 >= argc) return cli_errorf("unknown option or missing value: %s", a), 2;
-        if (cli_opt_is(a, "weights")) weights = argv[i + 1];
-        else if (cli_opt_is(a, "input")) input = argv[i + 1];
-        else if (cli_opt_is(a, "output")) output = argv[i + 1];
-        else if (cli_opt_is(a, "features")) features = argv[i + 1];
-        else return cli_errorf("unknown option: %s (see st3d forward --help)", a), 2;
-        i += 2;
-    }
-    if (!weights || !input || !output)
-        return cli_errorf("forward needs --weights, --input and --output (see --help)"), 2;
-    st3d_set_threads(threads);
-
+static int run(cli_model *cm, const char *input, const char *output, const char *features) {
     st3d_error err = {0};
     float *x = NULL;
     int ndim = 0;
@@ -69,12 +28,12 @@ int cmd_forward(int argc, char **argv) {
                           ndim);
     }
     st3d_model *m = NULL;
-    if (cli_open_model(&p, weights, &m) != 0) {
+    if (cli_model_open(cm, 0, &m) != 0) {
         free(x);
         return 1;
     }
     int rc = 1;
-    int64_t n = shape[0], k = p.n_classes, f = st3d_model_feature_dim(m);
+    int64_t n = shape[0], k = cm->p.n_classes, f = st3d_model_feature_dim(m);
     float *logits = malloc(sizeof(float) * (size_t)(n * k));
     float *feats = features ? malloc(sizeof(float) * (size_t)(n * f)) : NULL;
     if (!logits || (features && !feats)) {
@@ -93,5 +52,41 @@ int cmd_forward(int argc, char **argv) {
     free(feats);
     free(x);
     st3d_model_free(m);
+    return rc;
+}
+
+int cmd_forward(int argc, char **argv) {
+    const char *input = NULL, *output = NULL, *features = NULL;
+    for (int i = 1; i < argc; i++)
+        if (cli_opt_is(argv[i], "help")) return usage(stdout), 0;
+    cli_model cm;
+    if (cli_model_begin(argc, argv, &cm) != 0) return 1;
+    int rc = 2;
+    for (int i = 1; i < argc;) {
+        int r = cli_model_opt(argc, argv, &i, &cm);
+        if (r < 0) goto out;
+        if (r > 0) continue;
+        const char *a = argv[i];
+        if (i + 1 >= argc) {
+            cli_errorf("unknown option or missing value: %s", a);
+            goto out;
+        }
+        if (cli_opt_is(a, "input")) input = argv[i + 1];
+        else if (cli_opt_is(a, "output")) output = argv[i + 1];
+        else if (cli_opt_is(a, "features")) features = argv[i + 1];
+        else {
+            cli_errorf("unknown option: %s (see st3d forward --help)", a);
+            goto out;
+        }
+        i += 2;
+    }
+    if ((!cm.weights && !cm.pretrain) || !input || !output) {
+        cli_errorf("forward needs --weights, --input and --output (see --help)");
+        goto out;
+    }
+    st3d_set_threads(cm.threads);
+    rc = run(&cm, input, output, features);
+out:
+    cli_model_end(&cm);
     return rc;
 }

@@ -6,6 +6,7 @@
 #include "cli.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static void usage(FILE *out) {
     fprintf(out, "usage: st3d init [network options] [--seed S] --output W.safetensors\n\n");
@@ -13,11 +14,14 @@ static void usage(FILE *out) {
 }
 
 int cmd_init(int argc, char **argv) {
-    st3d_model_params p = st3d_model_default_params();
-    int threads = 0, seed = 1;
+    int seed = 1;
     const char *output = NULL;
+    cli_model cm;
+    memset(&cm, 0, sizeof cm);
+    cm.p = st3d_model_default_params();
+    st3d_model_params *pp = &cm.p;
     for (int i = 1; i < argc;) {
-        int r = cli_model_opt(argc, argv, &i, &p, &threads);
+        int r = cli_model_opt(argc, argv, &i, &cm);
         if (r < 0) return 2;
         if (r > 0) continue;
         const char *a = argv[i];
@@ -34,11 +38,13 @@ int cmd_init(int argc, char **argv) {
     }
     if (!output) return cli_errorf("init needs --output"), 2;
     st3d_error err = {0};
+    const st3d_model_params p = *pp;
     st3d_model *m = st3d_model_new(&p, (uint64_t)seed, &err);
     if (!m) return cli_error(&err);
     st3d_tensor_map *sd = NULL;
     int rc = 0;
-    if (st3d_model_state_dict(m, &sd, &err) != 0 || st3d_safetensors_write(output, sd, &err) != 0)
+    if (st3d_model_state_dict(m, &sd, &err) != 0 || st3d_model_params_to_meta(&p, sd, &err) != 0 ||
+        st3d_safetensors_write(output, sd, &err) != 0)
         rc = cli_error(&err);
     else
         printf("%s: %s-%d, %lld parameters\n", output, p.model, p.model_depth,

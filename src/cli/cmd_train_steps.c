@@ -18,30 +18,35 @@ static void usage(FILE *out) {
     cli_model_usage(out);
 }
 
+static int run(cli_model *cm, const st3d_sgd_params *hp, int steps, const char *input,
+               const char *labels_path, const char *output, const char *grads);
+
 int cmd_train_steps(int argc, char **argv) {
-    st3d_model_params p = st3d_model_default_params();
     st3d_sgd_params h = st3d_sgd_default_params();
-    int threads = 0, steps = 1;
-    const char *weights = NULL, *input = NULL, *labels_path = NULL, *output = NULL, *grads = NULL;
+    int steps = 1;
+    const char *input = NULL, *labels_path = NULL, *output = NULL, *grads = NULL;
+    for (int i = 1; i < argc; i++)
+        if (cli_opt_is(argv[i], "help")) return usage(stdout), 0;
+    cli_model cm;
+    if (cli_model_begin(argc, argv, &cm) != 0) return 1;
+    int rc = 2;
     for (int i = 1; i < argc;) {
-        int r = cli_model_opt(argc, argv, &i, &p, &threads);
-        if (r < 0) return 2;
+        int r = cli_model_opt(argc, argv, &i, &cm);
+        if (r < 0) goto done;
         if (r > 0) continue;
         const char *a = argv[i];
-        if (cli_opt_is(a, "help")) {
-            usage(stdout);
-            return 0;
-        }
         if (cli_opt_is(a, "nesterov")) {
             h.nesterov = 1;
             i++;
             continue;
         }
-        if (i + 1 >= argc) return cli_errorf("unknown option or missing value: %s", a), 2;
+        if (i + 1 >= argc) {
+            cli_errorf("unknown option or missing value: %s", a);
+            goto done;
+        }
         const char *v = argv[i + 1];
         int bad = 0;
-        if (cli_opt_is(a, "weights")) weights = v;
-        else if (cli_opt_is(a, "input")) input = v;
+        if (cli_opt_is(a, "input")) input = v;
         else if (cli_opt_is(a, "labels")) labels_path = v;
         else if (cli_opt_is(a, "output")) output = v;
         else if (cli_opt_is(a, "grads")) grads = v;
@@ -50,14 +55,31 @@ int cmd_train_steps(int argc, char **argv) {
         else if (cli_opt_is(a, "momentum")) bad = cli_parse_float(a, v, &h.momentum);
         else if (cli_opt_is(a, "dampening")) bad = cli_parse_float(a, v, &h.dampening);
         else if (cli_opt_is(a, "weight-decay")) bad = cli_parse_float(a, v, &h.weight_decay);
-        else return cli_errorf("unknown option: %s (see st3d train-steps --help)", a), 2;
-        if (bad) return 2;
+        else {
+            cli_errorf("unknown option: %s (see st3d train-steps --help)", a);
+            goto done;
+        }
+        if (bad) goto done;
         i += 2;
     }
-    if (!input || !labels_path || !output)
-        return cli_errorf("train-steps needs --input, --labels and --output (see --help)"), 2;
-    if (steps < 1) return cli_errorf("--steps must be positive"), 2;
-    st3d_set_threads(threads);
+    if (!input || !labels_path || !output) {
+        cli_errorf("train-steps needs --input, --labels and --output (see --help)");
+        goto done;
+    }
+    if (steps < 1) {
+        cli_errorf("--steps must be positive");
+        goto done;
+    }
+    st3d_set_threads(cm.threads);
+    rc = run(&cm, &h, steps, input, labels_path, output, grads);
+done:
+    cli_model_end(&cm);
+    return rc;
+}
+
+static int run(cli_model *cm, const st3d_sgd_params *hp, int steps, const char *input,
+               const char *labels_path, const char *output, const char *grads) {
+    st3d_sgd_params h = *hp;
 
     st3d_error err = {0};
     float *x = NULL;
@@ -80,7 +102,7 @@ int cmd_train_steps(int argc, char **argv) {
                    (long long)shape[0]);
         goto out;
     }
-    if (cli_open_model(&p, weights, &m) != 0) goto out;
+    if (cli_model_open(cm, 0, &m) != 0) goto out;
     opt = st3d_sgd_new(m, &h, &err);
     if (!opt) {
         cli_error(&err);

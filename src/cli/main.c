@@ -15,6 +15,7 @@ typedef struct command {
 
 static const command COMMANDS[] = {
     {"init", cmd_init, "write freshly initialized weights (as the original code) to safetensors"},
+    {"convert", cmd_convert, "any weights file (.pth, safetensors) to self-describing safetensors"},
     {"info", cmd_info, "print a network's layer table and parameter count, or a weights file's contents"},
     {"forward", cmd_forward, "eval-mode inference on a .npy batch: logits and features"},
     {"bench", cmd_bench, "time inference or training steps (clips/s, GFLOP/s)"},

@@ -151,12 +151,22 @@ static void format_shape(char *buf, size_t n, int ndim, const int64_t *shape) {
     if (off < n) snprintf(buf + off, n - off, "]");
 }
 
-int st3d_model_load(st3d_model *m, const st3d_tensor_map *map, const char *source,
-                    st3d_error *err) {
+/* Is key a parameter of the node `skip` (a classifier being replaced)? */
+static int skipped(const st3d_model *m, int skip, const char *key) {
+    if (skip < 0) return 0;
+    size_t n = strlen(m->nodes[skip].name);
+    return !strncmp(key, m->nodes[skip].name, n) && key[n] == '.';
+}
+
+/* Loads map into m; the parameters of node `skip` (or none: -1) are left
+ * out on both sides. */
+static int load_entries(st3d_model *m, const st3d_tensor_map *map, const char *source, int skip,
+                        st3d_error *err) {
     const char *src = source ? source : "weights";
     /* every key of the map must belong to the network */
     for (size_t i = 0; i < st3d_tensor_map_count(map); i++) {
         const st3d_tensor_info *t = st3d_tensor_map_at(map, i);
+        if (skipped(m, skip, t->name)) continue;
         int known = 0;
         for (int j = 0; j < m->n_entries && !known; j++) known = !strcmp(m->entries[j].name, t->name);
         if (!known)
@@ -168,6 +178,7 @@ int st3d_model_load(st3d_model *m, const st3d_tensor_map *map, const char *sourc
     for (int j = 0; j < m->n_entries; j++) {
         const entry *e = &m->entries[j];
         const st3d_tensor_info *t = st3d_tensor_map_find(map, e->name);
+        if (skipped(m, skip, e->name)) continue;
         if (!t) {
             if (e->kind == ENTRY_COUNT) continue; /* old checkpoints lack it */
             return st3d_fail(err, ST3D_ERR_MISMATCH, "%s: missing tensor '%s'", src, e->name);
@@ -187,7 +198,7 @@ int st3d_model_load(st3d_model *m, const st3d_tensor_map *map, const char *sourc
     for (int j = 0; j < m->n_entries; j++) {
         const entry *e = &m->entries[j];
         const st3d_tensor_info *t = st3d_tensor_map_find(map, e->name);
-        if (!t) continue;
+        if (!t || skipped(m, skip, e->name)) continue;
         if (e->kind == ENTRY_COUNT) {
             float v = 0.0f;
             if (st3d_tensor_to_f32(t, &v, err) != 0) return -1;
@@ -199,6 +210,23 @@ int st3d_model_load(st3d_model *m, const st3d_tensor_map *map, const char *sourc
     }
     m->version++;
     return 0;
+}
+
+int st3d_model_load(st3d_model *m, const st3d_tensor_map *map, const char *source,
+                    st3d_error *err) {
+    return load_entries(m, map, source, -1, err);
+}
+
+int st3d_model_load_pretrained(st3d_model *m, const st3d_tensor_map *map, const char *source,
+                               st3d_error *err) {
+    /* mirrors the original's fine-tuning: the pretrained classifier is
+     * replaced by a new one (model.fc = nn.Linear(in, n_finetune_classes)) */
+    const node *fc = &m->nodes[m->logits_node];
+    char key[96];
+    snprintf(key, sizeof key, "%s.weight", fc->name);
+    const st3d_tensor_info *w = st3d_tensor_map_find(map, key);
+    int replace = w && w->ndim == 2 && w->shape[0] != fc->channels;
+    return load_entries(m, map, source, replace ? m->logits_node : -1, err);
 }
 
 static int export_entries(const st3d_model *m, int grads, st3d_tensor_map **out, st3d_error *err) {
