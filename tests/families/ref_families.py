@@ -334,7 +334,34 @@ def count_parameters(family, depth=None, **kw):
 
 
 @torch.no_grad()
-def randomize(model, gen, calib=None, calib_fn=None):
+def c3d_margin_biases(model, calib, gen, margin):
+    """C3D without BN: sets every conv / fc6 / fc7 bias so that, on `calib`,
+    channel c's pre-activation has mean k_c * std_c, k_c ~ U[margin]: most
+    ReLU inputs then lie several standard deviations from their boundary."""
+    lo, hi = margin
+
+    def shifted(layer, x):
+        """layer(x) after moving layer's bias; returns the new output."""
+        y = layer(x)
+        dims = (0,) + tuple(range(2, y.dim()))
+        mean, std = y.mean(dims), y.std(dims)
+        k = torch.rand(mean.shape, generator=gen, dtype=torch.float64).to(y.dtype) * (hi - lo) + lo
+        delta = k * std - mean
+        layer.bias.add_(delta)
+        return y + delta.reshape((1, -1) + (1,) * (y.dim() - 2))
+
+    x = calib
+    for tag, pool in model.order:
+        x = torch.relu(shifted(getattr(model, "conv" + tag), x))
+        x = model.pool1(x) if pool == "p1" else model.pool5(x) if pool == "p5" else \
+            model.pool(x) if pool else x
+    x = x.flatten(1)
+    for fc in (model.fc6, model.fc7):
+        x = torch.relu(shifted(fc, x))
+
+
+@torch.no_grad()
+def randomize(model, gen, calib=None, calib_fn=None, margin=None):
     """Random weights keeping activations O(1), for any of these modules and
     torchvision's: Conv3d weights kaiming-normal (fan_out, gain sqrt 2), conv
     biases U[-0.1, 0.1]; BN gamma U[0.5, 1.5], beta U[-0.25, 0.25]; Linear
@@ -344,7 +371,13 @@ def randomize(model, gen, calib=None, calib_fn=None):
     BN running statistics: with `calib` (a batch) and `calib_fn` (model, x),
     set to that batch's cumulative statistics from one train-mode pass, then
     perturbed (mean + 0.1*std*N(0,1), var * U[0.7, 1.4]); otherwise random.
-    num_batches_tracked becomes a random count in [1, 9]."""
+    num_batches_tracked becomes a random count in [1, 9].
+
+    margin=(lo, hi): BN beta = gamma * U[lo, hi] instead (and, for C3D without
+    BN, data-dependent biases, see c3d_margin_biases), so that ReLU inputs sit
+    lo..hi standard deviations above zero: far fewer units lie within float32
+    rounding of a ReLU boundary, where float32 and float64 may legitimately
+    take different branches."""
     def rn(t, scale=1.0):
         return torch.randn(t.shape, generator=gen, dtype=torch.float64).to(t.dtype) * scale
 
@@ -360,7 +393,10 @@ def randomize(model, gen, calib=None, calib_fn=None):
                 m.bias.copy_(ru(m.bias, -0.1, 0.1))
         elif isinstance(m, nn.BatchNorm3d):
             m.weight.copy_(ru(m.weight, 0.5, 1.5))
-            m.bias.copy_(ru(m.bias, -0.25, 0.25))
+            if margin:
+                m.bias.copy_(m.weight * ru(m.bias, margin[0], margin[1]))
+            else:
+                m.bias.copy_(ru(m.bias, -0.25, 0.25))
             m.running_mean.copy_(rn(m.running_mean, 0.1))
             m.running_var.copy_(ru(m.running_var, 0.5, 1.5))
             bns.append(m)
@@ -371,6 +407,8 @@ def randomize(model, gen, calib=None, calib_fn=None):
         b = (6.0 / fan_in) ** 0.5 if i + 1 < len(linears) else (1.0 / fan_in) ** 0.5
         m.weight.copy_(ru(m.weight, -b, b))
         m.bias.copy_(ru(m.bias, -0.1, 0.1))
+    if margin and calib is not None and isinstance(model, C3D) and not model.use_bn:
+        c3d_margin_biases(model, calib, gen, margin)
     if calib is not None and bns:
         saved = [m.momentum for m in bns]
         for m in bns:

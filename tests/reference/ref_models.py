@@ -263,7 +263,7 @@ def count_parameters(family, depth, **kw):
 
 
 @torch.no_grad()
-def randomize(model, gen, calib_input=None, conv_fan="in"):
+def randomize(model, gen, calib_input=None, conv_fan="in", beta=(-0.25, 0.25)):
     """Random weights that keep activations O(1): convs kaiming-normal (fan_in by
     default, which keeps the first SGD steps small relative to the weights; the
     original initialises with fan_out),
@@ -285,7 +285,10 @@ def randomize(model, gen, calib_input=None, conv_fan="in"):
             m.weight.copy_(rn(m.weight, (2.0 / fan) ** 0.5))
         elif isinstance(m, nn.BatchNorm3d):
             m.weight.copy_(ru(m.weight, 0.5, 1.5))
-            m.bias.copy_(ru(m.bias, -0.25, 0.25))
+            b = ru(m.bias, beta[0], beta[1])
+            if len(beta) > 2 and beta[2] == "pm":  # random sign per channel
+                b = b * (ru(m.bias, 0, 1) < 0.5).to(b.dtype).mul(2).sub(1)
+            m.bias.copy_(b)
             m.running_mean.copy_(rn(m.running_mean, 0.1))
             m.running_var.copy_(ru(m.running_var, 0.5, 1.5))
             bns.append(m)
