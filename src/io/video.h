@@ -53,6 +53,83 @@ int st3d_frame_path(char *buf, size_t cap, const char *dir, int64_t index);
  * "image" and does not start with '.'. */
 int64_t st3d_frame_folder_count(const char *dir, st3d_error *err);
 
+/* ------------------------------------------------ video index and caches */
+
+/* The video decoder's internal entry points (src/io/video_decode.c) and the
+ * cache of what opening a video learns from the file alone
+ * (src/io/video_index.c), which lets the loader reopen a video without a
+ * second demux pass or stream probe.  Nothing here changes a decoded pixel:
+ * a cached open configures the decoder with the very parameters the first
+ * open probed and numbers frames with the very index it built. */
+
+struct AVCodecParameters;
+
+/* Identity of a file's contents as far as stat tells: a cache entry is used
+ * only while the file still has the same one. */
+typedef struct st3d_file_id {
+    uint64_t dev;     /* st_dev */
+    uint64_t ino;     /* st_ino */
+    int64_t size;     /* st_size, bytes */
+    int64_t mtime_ns; /* st_mtim, nanoseconds since the epoch */
+} st3d_file_id;
+
+/* What opening a video learns that depends on the file alone (not on the
+ * output size, rotation switch or threads). */
+typedef struct st3d_video_facts {
+    int64_t n_frames;              /* frames in presentation order */
+    int64_t *pts;                  /* sorted timestamps, n_frames (NULL: counting mode), malloc */
+    int stream;                    /* index of the video stream in the container */
+    double fps;                    /* as st3d_video_info.fps */
+    double duration;               /* as st3d_video_info.duration */
+    struct AVCodecParameters *par; /* the stream's parameters after probing, or NULL when
+                                      a reopen must probe again (container not known to
+                                      give the same packets without a probe) */
+} st3d_video_facts;
+
+/* Frees what f owns and zeroes it. */
+void st3d_video_facts_clear(st3d_video_facts *f);
+
+/* The demux-only pass over path: the sorted presentation timestamps of the
+ * packets of stream `stream` (packets marked for discard excluded) into
+ * f->n_frames and f->pts (NULL when some packet lacks a timestamp or two
+ * share one: frames are then counted from the start). */
+int st3d_video_build_index(const char *path, int stream, st3d_video_facts *f, st3d_error *err);
+
+/* A bounded LRU of st3d_video_facts keyed by path and st3d_file_id, safe to
+ * share between threads (one mutex, held for a lookup or an insertion, each
+ * a copy of at most one entry). */
+typedef struct st3d_video_cache st3d_video_cache;
+
+/* At most max_entries entries and about max_bytes bytes of them. */
+st3d_video_cache *st3d_video_cache_new(int64_t max_entries, size_t max_bytes, st3d_error *err);
+void st3d_video_cache_free(st3d_video_cache *c);
+/* Copies the entry for (path, id) into out and returns 1, or returns 0 when
+ * there is none (or no memory for the copy; out is then empty). */
+int st3d_video_cache_get(st3d_video_cache *c, const char *path, const st3d_file_id *id,
+                         st3d_video_facts *out);
+/* Stores a copy of f for (path, id), evicting the least recently used
+ * entries beyond the bounds; silently does nothing without memory. */
+void st3d_video_cache_put(st3d_video_cache *c, const char *path, const st3d_file_id *id,
+                          const st3d_video_facts *f);
+/* Lookups that found an entry and that did not, since creation. */
+void st3d_video_cache_counts(st3d_video_cache *c, int64_t *hits, int64_t *misses);
+
+/* Fills id from stat(path); returns 0, or -1 when path cannot be stat'ed. */
+int st3d_file_identity(const char *path, st3d_file_id *id);
+
+/* st3d_video_open through cache (NULL: none): on a hit the index pass and,
+ * where the container allows it, the stream probe are skipped. */
+st3d_video *st3d_video_open_cached(const char *path, const st3d_video_params *params,
+                                   st3d_video_cache *cache, st3d_error *err);
+/* The file identity the video was opened with. */
+const st3d_file_id *st3d_video_file_id(const st3d_video *v);
+/* Bytes the open video holds, roughly (decoder references, frames). */
+size_t st3d_video_memory(const st3d_video *v);
+/* st3d_video_read_frames writing frame i to dst[i] (height x width x 3
+ * bytes each) instead of one contiguous buffer. */
+int st3d_video_read_frames_to(st3d_video *v, const int64_t *indices, int n, uint8_t *const *dst,
+                              st3d_error *err);
+
 /* 1 when path is a directory, 0 otherwise. */
 int st3d_is_dir(const char *path);
 /* 1 when path is a regular file, 0 otherwise. */

@@ -3,13 +3,25 @@
  * with libavcodec (frame threading when asked), converted to RGB24 at a
  * chosen size by libswscale, rotated as the stream's display matrix says.
  *
- * Frame numbering.  At open, a demux-only pass records the presentation
- * timestamp of every video packet (packets marked for discard by an edit
- * list excluded) and sorts them: frame i is the i-th timestamp.  A decoded
- * frame is numbered by looking its timestamp up, so seeking is frame
- * accurate even with B-frames or a variable frame rate.  When some packet
- * has no timestamp (some AVI files), frames are numbered by counting from
- * the start and every seek restarts decoding from the beginning.
+ * Frame numbering.  At open, a demux-only pass (src/io/video_index.c)
+ * records the presentation timestamp of every video packet (packets marked
+ * for discard by an edit list excluded) and sorts them: frame i is the i-th
+ * timestamp.  A decoded frame is numbered by looking its timestamp up, so
+ * seeking is frame accurate even with B-frames or a variable frame rate.
+ * When some packet has no timestamp (some AVI files), frames are numbered by
+ * counting from the start and every seek restarts decoding from the
+ * beginning.  Opened through an st3d_video_cache, a video already seen
+ * reuses that index and, for MP4/MOV, the probed stream parameters.
+ *
+ * Skipping.  Frames before the next one to return (after a seek to the
+ * previous key frame) are decoded only to serve as references.  For H.264
+ * the decoder is told, packet by packet, to drop such a frame when it is
+ * not a reference (nal_ref_idc 0): nothing else reads it, and the standard
+ * lets a non-reference picture change no decoder state (it carries no
+ * reference marking, and POC / frame_num derivations use reference pictures
+ * or give the same result without it), so every returned frame is
+ * unchanged.  Should a wanted frame still not come out, decoding restarts
+ * from the beginning without skipping.
  *
  * Memory: the index (8 bytes per frame), one decoded frame, the decoder's
  * reference frames and one RGB frame when rotating; never the whole video.
@@ -46,6 +58,11 @@ struct st3d_video {
     int64_t cur_index;         /* number of the frame in `frame` */
     int eof_sent;              /* 1: the decoder has been sent the flush packet */
     int bad_packets;           /* consecutive packets the decoder refused */
+    int skip_nonref;           /* 1: unwanted non-reference frames may be dropped (H.264);
+                                  0: not this codec; -1: never (a wanted frame went missing) */
+    st3d_file_id id;           /* the file's identity at open */
+    AVCodecParameters *par;    /* probed stream parameters to reopen without probing
+                                  (NULL: probe at every open) */
 };
 
 st3d_video_params st3d_video_default_params(void) {
@@ -62,11 +79,6 @@ const st3d_video_info *st3d_video_get_info(const st3d_video *v) { return &v->inf
 static const char *averr(int code, char *buf, size_t cap) {
     av_strerror(code, buf, cap);
     return buf;
-}
-
-static int cmp_i64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
 }
 
 /* Clockwise rotation from the stream's display matrix, rounded to a quarter
@@ -89,64 +101,9 @@ static int stream_rotation(const AVStream *st) {
     return q * 90;
 }
 
-/* Demux-only pass over the file: the sorted timestamps of the video stream's
- * packets.  Sets *counting when some packet lacks one (or two share one). */
-static int build_index(st3d_video *v, st3d_error *err) {
-    AVFormatContext *fmt = NULL;
-    char eb[128];
-    int r = avformat_open_input(&fmt, v->path, NULL, NULL);
-    if (r < 0)
-        return st3d_fail(err, ST3D_ERR_FORMAT, "%s: cannot reopen for indexing: %s", v->path,
-                         averr(r, eb, sizeof eb));
-    AVPacket *pkt = av_packet_alloc();
-    int64_t n = 0, cap = 1024;
-    int64_t *ts = malloc((size_t)cap * sizeof *ts);
-    int counting = 0, rc = 0;
-    if (!pkt || !ts) {
-        rc = st3d_fail(err, ST3D_ERR_NOMEM, "%s: out of memory while indexing", v->path);
-        goto done;
-    }
-    while (av_read_frame(fmt, pkt) >= 0) {
-        if (pkt->stream_index == v->stream && !(pkt->flags & AV_PKT_FLAG_DISCARD)) {
-            if (pkt->pts == AV_NOPTS_VALUE) counting = 1;
-            if (n == cap) {
-                if (cap > ((int64_t)1 << 32)) {
-                    av_packet_unref(pkt);
-                    rc = st3d_fail(err, ST3D_ERR_FORMAT, "%s: absurd number of frames", v->path);
-                    goto done;
-                }
-                int64_t *t2 = realloc(ts, (size_t)cap * 2 * sizeof *ts);
-                if (!t2) {
-                    av_packet_unref(pkt);
-                    rc = st3d_fail(err, ST3D_ERR_NOMEM, "%s: out of memory while indexing", v->path);
-                    goto done;
-                }
-                ts = t2;
-                cap *= 2;
-            }
-            ts[n++] = pkt->pts;
-        }
-        av_packet_unref(pkt);
-    }
-    if (!counting) {
-        qsort(ts, (size_t)n, sizeof *ts, cmp_i64);
-        for (int64_t i = 1; i < n; i++)
-            if (ts[i] == ts[i - 1]) counting = 1;
-    }
-    v->info.n_frames = n;
-    v->info.frame_accurate = !counting;
-    if (!counting) {
-        v->pts = ts;
-        ts = NULL;
-    }
-done:
-    free(ts);
-    av_packet_free(&pkt);
-    avformat_close_input(&fmt);
-    return rc;
-}
-
-/* Opens demuxer and decoder (also used to restart from the beginning). */
+/* Opens demuxer and decoder (also used to restart from the beginning).
+ * With v->par (the parameters an earlier open probed), the probe is skipped
+ * and the decoder gets those parameters. */
 static int open_streams(st3d_video *v, st3d_error *err) {
     char eb[128];
     int r = avformat_open_input(&v->fmt, v->path, NULL, NULL);
@@ -163,16 +120,28 @@ static int open_streams(st3d_video *v, st3d_error *err) {
             return st3d_fail(err, ST3D_ERR_FORMAT, "%s: header declares %dx%d pixels, refusing",
                              v->path, cp->width, cp->height < 0 ? -cp->height : cp->height);
     }
-    r = avformat_find_stream_info(v->fmt, NULL);
-    if (r < 0)
-        return st3d_fail(err, ST3D_ERR_FORMAT, "%s: cannot read stream information (%s)",
-                         v->path, averr(r, eb, sizeof eb));
     const AVCodec *codec = NULL;
-    r = av_find_best_stream(v->fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
-    if (r < 0 || !codec)
-        return st3d_fail(err, ST3D_ERR_FORMAT, "%s: %s", v->path,
-                         r == AVERROR_DECODER_NOT_FOUND ? "no decoder for its video stream"
-                                                        : "no video stream");
+    if (v->par) { /* reopening: the stream and its parameters are known */
+        if (v->stream < 0 || (unsigned)v->stream >= v->fmt->nb_streams ||
+            v->fmt->streams[v->stream]->codecpar->codec_id != v->par->codec_id)
+            return st3d_fail(err, ST3D_ERR_FORMAT, "%s: the video stream changed", v->path);
+        r = avcodec_parameters_copy(v->fmt->streams[v->stream]->codecpar, v->par);
+        if (r < 0) return st3d_fail(err, ST3D_ERR_NOMEM, "%s: out of memory", v->path);
+        codec = avcodec_find_decoder(v->par->codec_id);
+        if (!codec)
+            return st3d_fail(err, ST3D_ERR_FORMAT, "%s: no decoder for its video stream", v->path);
+        r = v->stream;
+    } else {
+        r = avformat_find_stream_info(v->fmt, NULL);
+        if (r < 0)
+            return st3d_fail(err, ST3D_ERR_FORMAT, "%s: cannot read stream information (%s)",
+                             v->path, averr(r, eb, sizeof eb));
+        r = av_find_best_stream(v->fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
+        if (r < 0 || !codec)
+            return st3d_fail(err, ST3D_ERR_FORMAT, "%s: %s", v->path,
+                             r == AVERROR_DECODER_NOT_FOUND ? "no decoder for its video stream"
+                                                            : "no video stream");
+    }
     v->stream = r;
     AVStream *st = v->fmt->streams[r];
     AVCodecParameters *par = st->codecpar;
@@ -198,6 +167,7 @@ static int open_streams(st3d_video *v, st3d_error *err) {
     v->bad_packets = 0;
     v->next_index = 0;
     v->cur_index = -1;
+    v->skip_nonref = codec->id == AV_CODEC_ID_H264 && v->skip_nonref >= 0;
     return 0;
 }
 
@@ -228,7 +198,15 @@ static void output_size(const st3d_video_params *p, int w, int h, int *ow, int *
     if (*oh < 1) *oh = 1;
 }
 
-st3d_video *st3d_video_open(const char *path, const st3d_video_params *params, st3d_error *err) {
+/* The MP4/MOV demuxer takes every timestamp from the file's sample tables,
+ * so its packets do not depend on what avformat_find_stream_info learns:
+ * a reopen may skip the probe and hand the decoder the probed parameters. */
+static int reopen_without_probe(const AVFormatContext *fmt) {
+    return !strcmp(fmt->iformat->name, "mov,mp4,m4a,3gp,3g2,mj2");
+}
+
+st3d_video *st3d_video_open_cached(const char *path, const st3d_video_params *params,
+                                   st3d_video_cache *cache, st3d_error *err) {
     struct stat sb;
     if (stat(path, &sb) != 0) {
         st3d_fail(err, ST3D_ERR_IO, "%s: no such file", path);
@@ -242,24 +220,63 @@ st3d_video *st3d_video_open(const char *path, const st3d_video_params *params, s
         st3d_fail(err, ST3D_ERR_FORMAT, "%s: empty file", path);
         return NULL;
     }
+    st3d_video_facts facts;
+    memset(&facts, 0, sizeof facts);
     st3d_video *v = st3d_calloc(1, sizeof *v, err);
     if (!v) return NULL;
     v->params = params ? *params : st3d_video_default_params();
     v->path = strdup(path);
     v->pkt = av_packet_alloc();
     v->frame = av_frame_alloc();
+    v->id.dev = (uint64_t)sb.st_dev;
+    v->id.ino = (uint64_t)sb.st_ino;
+    v->id.size = (int64_t)sb.st_size;
+    v->id.mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
     if (!v->path || !v->pkt || !v->frame) {
         st3d_fail(err, ST3D_ERR_NOMEM, "%s: out of memory", path);
         goto fail;
     }
+    int hit = cache && st3d_video_cache_get(cache, path, &v->id, &facts);
+    if (hit) { /* the index, and the parameters when the container allows */
+        v->par = facts.par;
+        facts.par = NULL;
+        v->stream = facts.stream;
+    }
     if (open_streams(v, err) != 0) goto fail;
-    if (build_index(v, err) != 0) goto fail;
-    if (v->info.n_frames == 0) {
+    if (hit && facts.stream != v->stream) { /* cannot happen with an unchanged file */
+        st3d_video_facts_clear(&facts);
+        hit = 0;
+    }
+    AVStream *st = v->fmt->streams[v->stream];
+    if (!hit) {
+        if (st3d_video_build_index(path, v->stream, &facts, err) != 0) goto fail;
+        facts.stream = v->stream;
+        AVRational fr = st->avg_frame_rate.num ? st->avg_frame_rate : st->r_frame_rate;
+        facts.fps = fr.den ? av_q2d(fr) : 0.0;
+        if (st->duration != AV_NOPTS_VALUE && st->duration > 0)
+            facts.duration = (double)st->duration * av_q2d(st->time_base);
+        else if (v->fmt->duration != AV_NOPTS_VALUE && v->fmt->duration > 0)
+            facts.duration = (double)v->fmt->duration / AV_TIME_BASE;
+        if (cache && reopen_without_probe(v->fmt)) {
+            v->par = avcodec_parameters_alloc();
+            if (v->par && avcodec_parameters_copy(v->par, st->codecpar) < 0)
+                avcodec_parameters_free(&v->par);
+            facts.par = v->par; /* borrowed for the copy st3d_video_cache_put makes */
+        }
+        if (cache && facts.n_frames > 0) st3d_video_cache_put(cache, path, &v->id, &facts);
+        facts.par = NULL;
+    }
+    st3d_video_info *in = &v->info;
+    in->n_frames = facts.n_frames;
+    in->frame_accurate = facts.pts != NULL;
+    v->pts = facts.pts;
+    facts.pts = NULL;
+    in->fps = facts.fps;
+    in->duration = facts.duration;
+    if (in->n_frames == 0) {
         st3d_fail(err, ST3D_ERR_FORMAT, "%s: the video stream has no frames", path);
         goto fail;
     }
-    AVStream *st = v->fmt->streams[v->stream];
-    st3d_video_info *in = &v->info;
     in->coded_width = st->codecpar->width;
     in->coded_height = st->codecpar->height;
     in->rotation = v->params.autorotate ? stream_rotation(st) : 0;
@@ -278,18 +295,27 @@ st3d_video *st3d_video_open(const char *path, const st3d_video_params *params, s
         v->rot = st3d_malloc((size_t)v->out_w * v->out_h * 3, err);
         if (!v->rot) goto fail;
     }
-    AVRational fr = st->avg_frame_rate.num ? st->avg_frame_rate : st->r_frame_rate;
-    in->fps = fr.den ? av_q2d(fr) : 0.0;
-    if (st->duration != AV_NOPTS_VALUE && st->duration > 0)
-        in->duration = (double)st->duration * av_q2d(st->time_base);
-    else if (v->fmt->duration != AV_NOPTS_VALUE && v->fmt->duration > 0)
-        in->duration = (double)v->fmt->duration / AV_TIME_BASE;
     snprintf(in->codec, sizeof in->codec, "%s", v->dec->codec->name);
     snprintf(in->container, sizeof in->container, "%s", v->fmt->iformat->name);
     return v;
 fail:
+    st3d_video_facts_clear(&facts);
     st3d_video_free(v);
     return NULL;
+}
+
+st3d_video *st3d_video_open(const char *path, const st3d_video_params *params, st3d_error *err) {
+    return st3d_video_open_cached(path, params, NULL, err);
+}
+
+const st3d_file_id *st3d_video_file_id(const st3d_video *v) { return &v->id; }
+
+size_t st3d_video_memory(const st3d_video *v) {
+    /* the decoder's pictures (at most 16 references plus reordering and
+     * the one being decoded, 4:2:0 or more), the RGB staging, the index */
+    size_t pic = (size_t)v->info.coded_width * (size_t)v->info.coded_height * 2;
+    return sizeof *v + pic * 20 + (v->rot ? (size_t)v->out_w * v->out_h * 3 : 0) +
+           (v->pts ? (size_t)v->info.n_frames * sizeof *v->pts : 0);
 }
 
 void st3d_video_free(st3d_video *v) {
@@ -300,6 +326,7 @@ void st3d_video_free(st3d_video *v) {
     av_packet_free(&v->pkt);
     free(v->rot);
     free(v->pts);
+    avcodec_parameters_free(&v->par);
     free(v->path);
     free(v);
 }
@@ -348,6 +375,12 @@ static int decode_next(st3d_video *v, st3d_error *err) {
             av_packet_unref(v->pkt);
             continue;
         }
+        if (v->skip_nonref > 0) /* a frame before the next one wanted: only a reference matters */
+            v->dec->skip_frame = v->pkt->pts != AV_NOPTS_VALUE && v->pts &&
+                                         v->next_index < v->info.n_frames &&
+                                         v->pkt->pts < v->pts[v->next_index]
+                                     ? AVDISCARD_NONREF
+                                     : AVDISCARD_DEFAULT;
         r = avcodec_send_packet(v->dec, v->pkt);
         av_packet_unref(v->pkt);
         if (r < 0 && r != AVERROR(EAGAIN)) {
@@ -456,8 +489,12 @@ static int advance(st3d_video *v, st3d_error *err) {
         if (r <= 0) return r;
         if (v->cur_index < v->next_index) continue;
         if (v->cur_index > v->next_index && !restarted && v->pts) {
-            /* the seek landed after the frame wanted */
+            /* the seek landed after the frame wanted (or, in theory, a
+             * skipped frame upset the decoder's output order): start over,
+             * decoding every frame */
             int64_t want = v->next_index;
+            if (v->skip_nonref > 0) v->dec->skip_frame = AVDISCARD_DEFAULT;
+            v->skip_nonref = -1;
             if (go_to(v, want, 1, err) != 0) return -1;
             restarted = 1;
             continue;
@@ -519,8 +556,8 @@ static int cmp_want(const void *a, const void *b) {
     return (x->slot > y->slot) - (x->slot < y->slot);
 }
 
-int st3d_video_read_frames(st3d_video *v, const int64_t *indices, int n, uint8_t *rgb,
-                           st3d_error *err) {
+int st3d_video_read_frames_to(st3d_video *v, const int64_t *indices, int n, uint8_t *const *dst,
+                              st3d_error *err) {
     if (n <= 0) return 0;
     want *w = st3d_malloc((size_t)n * sizeof *w, err);
     if (!w) return -1;
@@ -560,10 +597,10 @@ int st3d_video_read_frames(st3d_video *v, const int64_t *indices, int n, uint8_t
                       (long long)w[k].index);
             goto fail;
         }
-        uint8_t *dst = rgb + (size_t)w[k].slot * fsz;
-        if (convert_frame(v, dst, err) != 0) goto fail;
+        uint8_t *d = dst[w[k].slot];
+        if (convert_frame(v, d, err) != 0) goto fail;
         int64_t idx = w[k].index;
-        for (k++; k < n && w[k].index == idx; k++) memcpy(rgb + (size_t)w[k].slot * fsz, dst, fsz);
+        for (k++; k < n && w[k].index == idx; k++) memcpy(dst[w[k].slot], d, fsz);
         v->next_index = idx + 1;
     }
     free(w);
@@ -571,4 +608,16 @@ int st3d_video_read_frames(st3d_video *v, const int64_t *indices, int n, uint8_t
 fail:
     free(w);
     return -1;
+}
+
+int st3d_video_read_frames(st3d_video *v, const int64_t *indices, int n, uint8_t *rgb,
+                           st3d_error *err) {
+    if (n <= 0) return 0;
+    uint8_t **dst = st3d_malloc((size_t)n * sizeof *dst, err);
+    if (!dst) return -1;
+    size_t fsz = (size_t)v->info.width * v->info.height * 3;
+    for (int i = 0; i < n; i++) dst[i] = rgb + (size_t)i * fsz;
+    int rc = st3d_video_read_frames_to(v, indices, n, dst, err);
+    free(dst);
+    return rc;
 }

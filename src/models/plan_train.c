@@ -39,6 +39,7 @@ typedef struct train_build {
     tensor *dval;       /* gradients (mem NULL until created) */
     int *n_grad_cons;   /* consumers that send a gradient */
     int *n_done;        /* gradient contributions already wired */
+    int *relu_fused;    /* 1 for a ReLU fused into the batch norm before it */
 } train_build;
 
 static int forward_node(train_build *t, int i) {
@@ -57,11 +58,16 @@ static int forward_node(train_build *t, int i) {
         return 0;
     case NODE_BN: {
         bn_params bp = plan_bn_params(m, n);
-        if (bn_build_forward(b, &p->fwd, in, &bp, 1, 0, &op->bn) != 0) return -1;
+        if (bn_build_forward(b, &p->fwd, in, &bp, 1, t->relu_fused[i + 1], &op->bn) != 0) return -1;
         t->val[i] = op->bn.dst;
         return 0;
     }
     case NODE_RELU: {
+        if (t->relu_fused[i]) {
+            /* computed by the batch norm before it */
+            t->val[i] = *in;
+            return 0;
+        }
         node_kind pk = m->nodes[n->in0].kind;
         int in_place = (pk == NODE_BN || pk == NODE_ADD);
         for (int j = 0; j < m->n_nodes && in_place; j++)
@@ -162,7 +168,9 @@ static int backward_node(train_build *t, int i) {
     tensor target;
     int tmp = 0, u = n->in0;
     int want = wants_grad(t, u);
-    if (want && n->kind != NODE_SHORTCUT_A && n->kind != NODE_ADD && n->kind != NODE_CONCAT &&
+    int passes = n->kind == NODE_SHORTCUT_A || n->kind == NODE_ADD || n->kind == NODE_CONCAT ||
+                 (n->kind == NODE_RELU && t->relu_fused[i]);
+    if (want && !passes &&
         grad_target(t, u, &target, &tmp) != 0)
         return -1;
     int rc = 0;
@@ -172,7 +180,15 @@ static int backward_node(train_build *t, int i) {
                                  n->b >= 0 ? m->grads + n->b : NULL);
         break;
     case NODE_BN: rc = bn_build_backward(b, bwd, &op->bn, dy, &target); break;
-    case NODE_RELU: rc = relu_build_backward(b, bwd, &op->relu, dy, &target); break;
+    case NODE_RELU:
+        if (t->relu_fused[i]) {
+            /* the batch norm's backward takes the gradient of the ReLU output */
+            t->dval[u] = *dy;
+            t->n_done[u]++;
+            return 0;
+        }
+        rc = relu_build_backward(b, bwd, &op->relu, dy, &target);
+        break;
     case NODE_POOL: rc = pool_build_backward(b, bwd, &op->pool, dy, &target); break;
     case NODE_DROPOUT: rc = dropout_build_backward(b, bwd, op->drop, dy, &target); break;
     case NODE_FLATTEN: rc = op_unflatten(b, bwd, dy, &target); break;
@@ -236,7 +252,16 @@ plan *plan_build_train(st3d_model *m, const int64_t shape[5], st3d_error *err) {
     t.dval = st3d_calloc((size_t)nn, sizeof *t.dval, err);
     t.n_grad_cons = st3d_calloc((size_t)nn, sizeof(int), err);
     t.n_done = st3d_calloc((size_t)nn, sizeof(int), err);
-    if (!p || !t.ops || !t.val || !t.dval || !t.n_grad_cons || !t.n_done) goto out;
+    t.relu_fused = st3d_calloc((size_t)nn + 1, sizeof(int), err);
+    if (!p || !t.ops || !t.val || !t.dval || !t.n_grad_cons || !t.n_done || !t.relu_fused) goto out;
+    /* a ReLU right after a batch norm, its only reader, runs inside it */
+    for (int i = 1; i < nn; i++) {
+        const node *n = &m->nodes[i];
+        if (n->kind != NODE_RELU || m->nodes[n->in0].kind != NODE_BN || n->in0 != i - 1) continue;
+        int readers = 0;
+        for (int j = 0; j < nn; j++) readers += (m->nodes[j].in0 == n->in0) + (m->nodes[j].in1 == n->in0);
+        t.relu_fused[i] = readers == 1;
+    }
     b.res = &p->res;
     t.b = &b;
     t.p = p;
@@ -265,6 +290,7 @@ out:
     free(t.dval);
     free(t.n_grad_cons);
     free(t.n_done);
+    free(t.relu_fused);
     if (!ok) {
         plan_free(p);
         return NULL;

@@ -35,7 +35,8 @@ int bn_build_forward(builder *b, program *fwd, const tensor *src, const bn_param
     op->count = src->md.dims[0] * src->md.dims[2] * src->md.dims[3] * src->md.dims[4];
     unsigned flags = dnnl_use_scale | dnnl_use_shift;
     if (!training) flags |= dnnl_use_global_stats;
-    if (relu && !training) flags |= dnnl_fuse_norm_relu;
+    if (relu) flags |= dnnl_fuse_norm_relu;
+    op->relu = relu;
 
     dnnl_batch_normalization_desc_t desc;
     dnnl_primitive_desc_t pd = NULL;
@@ -55,6 +56,8 @@ int bn_build_forward(builder *b, program *fwd, const tensor *src, const bn_param
         goto fail;
     if (training) {
         if (bld_tensor(b, &cmd, &op->mean) != 0 || bld_tensor(b, &cmd, &op->var) != 0) goto fail;
+        const dnnl_memory_desc_t *ws = dnnl_primitive_desc_query_md(pd, dnnl_query_workspace_md, 0);
+        if (relu && ws && md_bytes(ws) > 0 && bld_tensor(b, ws, &op->ws) != 0) goto fail;
     } else {
         if (bld_view(b, &cmd, p->running_mean, &op->mean) != 0 ||
             bld_view(b, &cmd, p->running_var, &op->var) != 0)
@@ -67,6 +70,7 @@ int bn_build_forward(builder *b, program *fwd, const tensor *src, const bn_param
     s.args[s.nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SHIFT, op->shift.mem};
     s.args[s.nargs++] = (dnnl_exec_arg_t){DNNL_ARG_MEAN, op->mean.mem};
     s.args[s.nargs++] = (dnnl_exec_arg_t){DNNL_ARG_VARIANCE, op->var.mem};
+    if (op->ws.mem) s.args[s.nargs++] = (dnnl_exec_arg_t){DNNL_ARG_WORKSPACE, op->ws.mem};
     if (training &&
         bld_check(b, dnnl_primitive_desc_clone(&op->fwd_hint, pd), "descriptor clone") != 0)
         goto fail;
@@ -93,7 +97,8 @@ int bn_build_backward(builder *b, program *bwd, bn_op *op, const tensor *diff_ds
     dnnl_primitive_attr_t attr = bld_attr(b);
     if (!attr) goto out;
     dnnl_status_t st = dnnl_batch_normalization_backward_desc_init(
-        &desc, dnnl_backward, &diff_src->md, &op->src.md, op->p.eps, dnnl_use_scale | dnnl_use_shift);
+        &desc, dnnl_backward, &diff_src->md, &op->src.md, op->p.eps,
+        dnnl_use_scale | dnnl_use_shift | (op->relu ? dnnl_fuse_norm_relu : 0));
     if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &desc, attr, b->eng, op->fwd_hint);
     dnnl_primitive_attr_destroy(attr);
     if (bld_check(b, st, "batch norm backward descriptor") != 0) goto out;
@@ -115,6 +120,7 @@ int bn_build_backward(builder *b, program *bwd, bn_op *op, const tensor *diff_ds
     s.args[s.nargs++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, diff_src->mem};
     s.args[s.nargs++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SCALE, gw.mem};
     s.args[s.nargs++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SHIFT, gb.mem};
+    if (op->ws.mem) s.args[s.nargs++] = (dnnl_exec_arg_t){DNNL_ARG_WORKSPACE, op->ws.mem};
     if (bld_primitive(b, pd, &s) != 0 || prog_push(bwd, &s, b->err) != 0) goto out;
     rc = 0;
 out:

@@ -211,9 +211,12 @@ typedef struct bn_op {
     dnnl_primitive_desc_t fwd_hint; /* training: for the backward */
     bn_params p;          /* where the parameters live */
     int64_t count;        /* N*D*H*W: values per channel */
+    int relu;             /* a ReLU is fused after the normalization */
+    tensor ws;            /* training with fused ReLU: the ReLU mask for the backward */
 } bn_op;
 
-/* relu != 0 fuses a ReLU after the normalization (inference only). */
+/* relu != 0 fuses a ReLU after the normalization (in training too: the
+ * backward then takes the gradient with respect to the ReLU's output). */
 int bn_build_forward(builder *b, program *fwd, const tensor *src, const bn_params *p,
                      int training, int relu, bn_op *op);
 int bn_build_backward(builder *b, program *bwd, bn_op *op, const tensor *diff_dst,
