@@ -167,7 +167,7 @@ static int open_streams(st3d_video *v, st3d_error *err) {
     v->bad_packets = 0;
     v->next_index = 0;
     v->cur_index = -1;
-    v->skip_nonref = codec->id == AV_CODEC_ID_H264 && v->skip_nonref >= 0;
+    if (v->skip_nonref >= 0) v->skip_nonref = codec->id == AV_CODEC_ID_H264;
     return 0;
 }
 
@@ -486,6 +486,16 @@ static int advance(st3d_video *v, st3d_error *err) {
     int restarted = 0;
     for (;;) {
         int r = decode_next(v, err);
+        if (r == 0 && v->skip_nonref > 0 && !restarted && v->pts &&
+            v->next_index < v->info.n_frames) {
+            /* the end came before a frame the index has: never seen, but
+             * retry without skipping rather than trust the skipping */
+            v->skip_nonref = -1;
+            v->dec->skip_frame = AVDISCARD_DEFAULT;
+            if (go_to(v, v->next_index, 1, err) != 0) return -1;
+            restarted = 1;
+            continue;
+        }
         if (r <= 0) return r;
         if (v->cur_index < v->next_index) continue;
         if (v->cur_index > v->next_index && !restarted && v->pts) {

@@ -64,8 +64,10 @@ static int forward_node(train_build *t, int i) {
     }
     case NODE_RELU: {
         if (t->relu_fused[i]) {
-            /* computed by the batch norm before it */
+            /* computed by the batch norm or the sum before it; a ReLU after a
+             * sum keeps its own backward, which reads this output */
             t->val[i] = *in;
+            op->relu.src = op->relu.dst = *in;
             return 0;
         }
         node_kind pk = m->nodes[n->in0].kind;
@@ -88,9 +90,11 @@ static int forward_node(train_build *t, int i) {
     case NODE_ADD: {
         tensor other;
         if (op_to_layout(b, &p->fwd, &t->val[n->in1], &in->md, &other) != 0 ||
-            bld_act(b, &in->md, &t->val[i]) != 0 || op_add(b, &p->fwd, in, &other, &t->val[i]) != 0)
+            bld_act(b, &in->md, &t->val[i]) != 0)
             return -1;
-        return 0;
+        if (t->relu_fused[i + 1])
+            return op_add_relu(b, &p->fwd, in, &other, &t->val[i]);
+        return op_add(b, &p->fwd, in, &other, &t->val[i]);
     }
     case NODE_CONCAT: {
         tensor srcs[2] = {*in, t->val[n->in1]};
@@ -169,7 +173,7 @@ static int backward_node(train_build *t, int i) {
     int tmp = 0, u = n->in0;
     int want = wants_grad(t, u);
     int passes = n->kind == NODE_SHORTCUT_A || n->kind == NODE_ADD || n->kind == NODE_CONCAT ||
-                 (n->kind == NODE_RELU && t->relu_fused[i]);
+                 (n->kind == NODE_RELU && t->relu_fused[i] && m->nodes[u].kind == NODE_BN);
     if (want && !passes &&
         grad_target(t, u, &target, &tmp) != 0)
         return -1;
@@ -181,7 +185,7 @@ static int backward_node(train_build *t, int i) {
         break;
     case NODE_BN: rc = bn_build_backward(b, bwd, &op->bn, dy, &target); break;
     case NODE_RELU:
-        if (t->relu_fused[i]) {
+        if (t->relu_fused[i] && m->nodes[u].kind == NODE_BN) {
             /* the batch norm's backward takes the gradient of the ReLU output */
             t->dval[u] = *dy;
             t->n_done[u]++;
@@ -254,10 +258,11 @@ plan *plan_build_train(st3d_model *m, const int64_t shape[5], st3d_error *err) {
     t.n_done = st3d_calloc((size_t)nn, sizeof(int), err);
     t.relu_fused = st3d_calloc((size_t)nn + 1, sizeof(int), err);
     if (!p || !t.ops || !t.val || !t.dval || !t.n_grad_cons || !t.n_done || !t.relu_fused) goto out;
-    /* a ReLU right after a batch norm, its only reader, runs inside it */
+    /* a ReLU right after a batch norm or a sum, its only reader, runs inside it */
     for (int i = 1; i < nn; i++) {
         const node *n = &m->nodes[i];
-        if (n->kind != NODE_RELU || m->nodes[n->in0].kind != NODE_BN || n->in0 != i - 1) continue;
+        node_kind pk = m->nodes[n->in0].kind;
+        if (n->kind != NODE_RELU || (pk != NODE_BN && pk != NODE_ADD) || n->in0 != i - 1) continue;
         int readers = 0;
         for (int j = 0; j < nn; j++) readers += (m->nodes[j].in0 == n->in0) + (m->nodes[j].in1 == n->in0);
         t.relu_fused[i] = readers == 1;

@@ -144,6 +144,8 @@ int op_unflatten(builder *b, program *p, const tensor *diff_flat, const tensor *
 int op_zero(builder *b, program *p, const tensor *t);
 /* Appends dst = a + b (same layout) via oneDNN sum; dst may alias a. */
 int op_add(builder *b, program *p, const tensor *a, const tensor *bb, const tensor *dst);
+/* Appends dst = relu(a + b) (oneDNN binary add with a ReLU post-op). */
+int op_add_relu(builder *b, program *p, const tensor *a, const tensor *bb, const tensor *dst);
 
 /* ------------------------------------------------------------ conv3d */
 
