@@ -41,6 +41,20 @@ int64_t st3d_mul_checked(int64_t a, int64_t b);
 typedef int (*st3d_write_fn)(FILE *f, void *user, st3d_error *err);
 int st3d_write_atomic(const char *path, st3d_write_fn fn, void *user, st3d_error *err);
 
+/* Grows a dynamic array `arr` holding `n` of `cap` items (doubling, from
+ * 64) before an append; on failure returns -1 from the enclosing function
+ * with ST3D_ERR_NOMEM in err. */
+#define ST3D_GROW(arr, n, cap, err)                                                \
+    do {                                                                         \
+        if ((n) == (cap)) {                                                      \
+            int c_ = (cap) ? 2 * (cap) : 64;                                     \
+            void *p_ = realloc((arr), (size_t)c_ * sizeof *(arr));               \
+            if (!p_) return st3d_fail((err), ST3D_ERR_NOMEM, "out of memory");   \
+            (arr) = p_;                                                          \
+            (cap) = c_;                                                          \
+        }                                                                        \
+    } while (0)
+
 /* Monotonic wall-clock seconds. */
 double st3d_now(void);
 

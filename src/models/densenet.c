@@ -38,10 +38,7 @@ int build_densenet(st3d_model *m, st3d_error *err) {
     x = x < 0 ? -1 : g_conv(m, "features.conv1", x, init_features, k, s, pad, 1, 0, err);
     x = x < 0 ? -1 : g_bn(m, "features.norm1", x, err);
     x = x < 0 ? -1 : g_relu(m, x, err);
-    if (x >= 0 && !p->no_max_pool) {
-        pool_geom mp = {.max = 1, .k = {3, 3, 3}, .stride = {2, 2, 2}, .pad = {1, 1, 1}};
-        x = g_pool(m, x, &mp, err);
-    }
+    x = x < 0 ? -1 : add_stem_pool(m, x, err); /* features.pool1 */
     if (x < 0) return -1;
 
     char nm[96];

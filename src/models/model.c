@@ -13,23 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GROW(arr, n, cap, err)                                                    \
-    do {                                                                          \
-        if ((n) == (cap)) {                                                       \
-            int c_ = (cap) ? 2 * (cap) : 64;                                      \
-            void *p_ = realloc((arr), (size_t)c_ * sizeof *(arr));                \
-            if (!p_) return st3d_fail((err), ST3D_ERR_NOMEM, "out of memory");    \
-            (arr) = p_;                                                           \
-            (cap) = c_;                                                           \
-        }                                                                         \
-    } while (0)
 
 /* ------------------------------------------------------------ registry */
 
 /* Registers a state_dict entry; returns its offset in its buffer. */
 static int64_t add_entry(st3d_model *m, const char *prefix, const char *suffix, entry_kind kind,
                          int ndim, const int64_t *shape, st3d_error *err) {
-    GROW(m->entries, m->n_entries, m->cap_entries, err);
+    ST3D_GROW(m->entries, m->n_entries, m->cap_entries, err);
     entry *e = &m->entries[m->n_entries++];
     memset(e, 0, sizeof *e);
     snprintf(e->name, sizeof e->name, "%s.%s", prefix, suffix);
@@ -50,7 +40,7 @@ static int64_t add_entry(st3d_model *m, const char *prefix, const char *suffix, 
 
 static int add_node(st3d_model *m, node_kind kind, const char *name, int in0, int in1,
                     st3d_error *err) {
-    GROW(m->nodes, m->n_nodes, m->cap_nodes, err);
+    ST3D_GROW(m->nodes, m->n_nodes, m->cap_nodes, err);
     node *n = &m->nodes[m->n_nodes];
     memset(n, 0, sizeof *n);
     n->kind = kind;

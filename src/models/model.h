@@ -117,6 +117,13 @@ int build_tv_resnet(st3d_model *m, st3d_error *err);      /* tv_resnet.c */
 int resnet_stage_blocks(int depth, int out[4]);
 /* Checks the options every ResNet-like family shares. */
 int resnet_check_common(const st3d_model_params *p, st3d_error *err);
+/* A residual block's end: the shortcut of x (identity, or when
+ * need_downsample type A / type B named prefix.downsample.*), the sum with
+ * the main path y, and a ReLU when relu.  Returns the last node. */
+int add_residual(st3d_model *m, const char *prefix, int x, int y, int out_planes, int stride,
+                 int need_downsample, char shortcut, int relu, st3d_error *err);
+/* The stem's max pool (3, stride 2, pad 1) unless --no-max-pool. */
+int add_stem_pool(st3d_model *m, int x, st3d_error *err);
 /* Appends global average pooling and the classifier `name`, and records
  * the features and logits nodes. */
 int add_head(st3d_model *m, int x, const char *name, st3d_error *err);

@@ -139,22 +139,9 @@ static int add_block(st3d_model *m, const family *f, const char *prefix, int x, 
     }
     if (y < 0) return -1;
 
-    /* the shortcut: identity, type A (zero-padded) or type B (conv + BN),
-     * applied to the block's raw input in every family */
-    int r = x;
-    if (need_downsample) {
-        if (shortcut == 'A') {
-            r = g_shortcut_a(m, x, out_planes, stride, err);
-        } else {
-            r = g_conv_cube(m, NAME("downsample.0"), x, out_planes, 1, stride, 0, 1, err);
-            r = r < 0 ? -1 : g_bn(m, NAME("downsample.1"), r, err);
-        }
-        if (r < 0) return -1;
-    }
-    y = g_add(m, y, r, err);
     /* post-activation blocks end with a ReLU; pre-activation ones do not */
-    if (y >= 0 && (f->block == BASIC || f->block == BOTTLENECK)) y = g_relu(m, y, err);
-    return y;
+    return add_residual(m, prefix, x, y, out_planes, stride, need_downsample, shortcut,
+                        f->block == BASIC || f->block == BOTTLENECK, err);
 #undef NAME
 }
 
@@ -177,10 +164,7 @@ int build_resnet_family(st3d_model *m, st3d_error *err) {
     x = x < 0 ? -1 : g_conv(m, "conv1", x, in_planes, k, s, pad, 1, 0, err);
     x = x < 0 ? -1 : g_bn(m, "bn1", x, err);
     x = x < 0 ? -1 : g_relu(m, x, err);
-    if (x >= 0 && !p->no_max_pool) {
-        pool_geom mp = {.max = 1, .k = {3, 3, 3}, .stride = {2, 2, 2}, .pad = {1, 1, 1}};
-        x = g_pool(m, x, &mp, err);
-    }
+    x = x < 0 ? -1 : add_stem_pool(m, x, err);
     if (x < 0) return -1;
 
     /* layer1..layer4 (_make_layer): the first block of a stage strides and
@@ -201,6 +185,33 @@ int build_resnet_family(st3d_model *m, st3d_error *err) {
      * which runs only when that equals layer4's width (cardinality 32):
      * st3d sizes fc from layer4 */
     return add_head(m, x, "fc", err);
+}
+
+int add_residual(st3d_model *m, const char *prefix, int x, int y, int out_planes, int stride,
+                 int need_downsample, char shortcut, int relu, st3d_error *err) {
+    /* the shortcut of the block's raw input: identity, type A (zero-padded,
+     * _downsample_basic_block) or type B (downsample.0 conv + downsample.1 BN) */
+    char nm[80];
+    int r = x;
+    if (need_downsample) {
+        if (shortcut == 'A') {
+            r = g_shortcut_a(m, x, out_planes, stride, err);
+        } else {
+            snprintf(nm, sizeof nm, "%s.downsample.0", prefix);
+            r = g_conv_cube(m, nm, x, out_planes, 1, stride, 0, 1, err);
+            snprintf(nm, sizeof nm, "%s.downsample.1", prefix);
+            r = r < 0 ? -1 : g_bn(m, nm, r, err);
+        }
+        if (r < 0) return -1;
+    }
+    y = g_add(m, y, r, err);
+    return y >= 0 && relu ? g_relu(m, y, err) : y;
+}
+
+int add_stem_pool(st3d_model *m, int x, st3d_error *err) {
+    if (m->p.no_max_pool) return x;
+    pool_geom mp = {.max = 1, .k = {3, 3, 3}, .stride = {2, 2, 2}, .pad = {1, 1, 1}};
+    return g_pool(m, x, &mp, err);
 }
 
 int resnet_check_common(const st3d_model_params *p, st3d_error *err) {

@@ -56,20 +56,7 @@ static int block2p1d(st3d_model *m, const char *prefix, int x, int in_planes, in
         y = y < 0 ? -1 : g_bn(m, nm, y, err);
     }
     if (y < 0) return -1;
-    int r = x;
-    if (need_downsample) {
-        if (shortcut == 'A') {
-            r = g_shortcut_a(m, x, out_planes, stride, err);
-        } else {
-            snprintf(nm, sizeof nm, "%s.downsample.0", prefix);
-            r = g_conv_cube(m, nm, x, out_planes, 1, stride, 0, 1, err);
-            snprintf(nm, sizeof nm, "%s.downsample.1", prefix);
-            r = r < 0 ? -1 : g_bn(m, nm, r, err);
-        }
-        if (r < 0) return -1;
-    }
-    y = g_add(m, y, r, err);
-    return y < 0 ? -1 : g_relu(m, y, err);
+    return add_residual(m, prefix, x, y, out_planes, stride, need_downsample, shortcut, 1, err);
 }
 
 int build_resnet2p1d(st3d_model *m, st3d_error *err) {
@@ -99,10 +86,7 @@ int build_resnet2p1d(st3d_model *m, st3d_error *err) {
     x = x < 0 ? -1 : g_conv(m, "conv1_t", x, in_planes, kt, st, pt, 1, 0, err);
     x = x < 0 ? -1 : g_bn(m, "bn1_t", x, err);
     x = x < 0 ? -1 : g_relu(m, x, err);
-    if (x >= 0 && !p->no_max_pool) {
-        pool_geom mp = {.max = 1, .k = {3, 3, 3}, .stride = {2, 2, 2}, .pad = {1, 1, 1}};
-        x = g_pool(m, x, &mp, err);
-    }
+    x = x < 0 ? -1 : add_stem_pool(m, x, err);
     if (x < 0) return -1;
     for (int s = 0; s < 4; s++) {
         int stride = s == 0 ? 1 : 2;

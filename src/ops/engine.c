@@ -10,16 +10,6 @@
 
 /* ------------------------------------------------------------ resources */
 
-#define GROW(arr, n, cap, err)                                                   \
-    do {                                                                         \
-        if ((n) == (cap)) {                                                      \
-            int c_ = (cap) ? 2 * (cap) : 64;                                     \
-            void *p_ = realloc((arr), (size_t)c_ * sizeof *(arr));               \
-            if (!p_) return st3d_fail((err), ST3D_ERR_NOMEM, "out of memory");   \
-            (arr) = p_;                                                          \
-            (cap) = c_;                                                          \
-        }                                                                        \
-    } while (0)
 
 void resources_free(resources *r) {
     if (!r) return;
@@ -37,7 +27,7 @@ void resources_free(resources *r) {
 }
 
 static int track_buffer(resources *r, void *p, st3d_error *err) {
-    GROW(r->buffers, r->n_buffers, r->cap_buffers, err);
+    ST3D_GROW(r->buffers, r->n_buffers, r->cap_buffers, err);
     r->buffers[r->n_buffers++] = p;
     return 0;
 }
@@ -54,7 +44,7 @@ void *bld_alloc(builder *b, size_t bytes) {
 }
 
 static int track_blob(resources *r, void *p, st3d_error *err) {
-    GROW(r->blobs, r->n_blobs, r->cap_blobs, err);
+    ST3D_GROW(r->blobs, r->n_blobs, r->cap_blobs, err);
     r->blobs[r->n_blobs++] = p;
     return 0;
 }
@@ -74,7 +64,7 @@ int bld_check(builder *b, dnnl_status_t st, const char *what) {
 }
 
 static int track_mem(resources *r, dnnl_memory_t m, st3d_error *err) {
-    GROW(r->mems, r->n_mems, r->cap_mems, err);
+    ST3D_GROW(r->mems, r->n_mems, r->cap_mems, err);
     r->mems[r->n_mems++] = m;
     return 0;
 }
@@ -127,7 +117,7 @@ int bld_primitive(builder *b, dnnl_primitive_desc_t pd, step *s) {
                 dnnl_primitive_desc_destroy(pd);
                 return -1;
             }
-            GROW(r->scratch_users, r->n_scratch_users, r->cap_scratch_users, b->err);
+            ST3D_GROW(r->scratch_users, r->n_scratch_users, r->cap_scratch_users, b->err);
             r->scratch_users[r->n_scratch_users++] = m;
             if (sbytes > r->scratch_bytes) r->scratch_bytes = sbytes;
             s->args[s->nargs].arg = DNNL_ARG_SCRATCHPAD;
@@ -140,7 +130,7 @@ int bld_primitive(builder *b, dnnl_primitive_desc_t pd, step *s) {
         if (prim) dnnl_primitive_destroy(prim);
         return bld_check(b, st, s->what ? s->what : "primitive creation");
     }
-    GROW(r->prims, r->n_prims, r->cap_prims, b->err);
+    ST3D_GROW(r->prims, r->n_prims, r->cap_prims, b->err);
     r->prims[r->n_prims++] = prim;
     s->prim = prim;
     return 0;
@@ -186,7 +176,7 @@ int64_t md_elems(const dnnl_memory_desc_t *md) {
 /* ------------------------------------------------------------ programs */
 
 int prog_push(program *p, const step *s, st3d_error *err) {
-    GROW(p->steps, p->n, p->cap, err);
+    ST3D_GROW(p->steps, p->n, p->cap, err);
     p->steps[p->n++] = *s;
     return 0;
 }
