@@ -21,16 +21,18 @@ static int run(cli_model *cm, const char *input, const char *output, const char 
     float *x = NULL;
     int ndim = 0;
     int64_t shape[ST3D_MAX_DIMS];
-    if (st3d_npy_read_f32(input, &x, &ndim, shape, &err) != 0) return cli_error(&err);
+    /* the network first: a bad option is reported before any file */
+    st3d_model *m = NULL;
+    if (cli_model_open(cm, 0, &m) != 0) return 1;
+    if (st3d_npy_read_f32(input, &x, &ndim, shape, &err) != 0) {
+        st3d_model_free(m);
+        return cli_error(&err);
+    }
     if (ndim != 5) {
         free(x);
+        st3d_model_free(m);
         return cli_errorf("%s: expected a 5-d array N x C x D x H x W, found %d dimensions", input,
                           ndim);
-    }
-    st3d_model *m = NULL;
-    if (cli_model_open(cm, 0, &m) != 0) {
-        free(x);
-        return 1;
     }
     int rc = 1;
     int64_t n = shape[0], k = cm->p.n_classes, f = st3d_model_feature_dim(m);
