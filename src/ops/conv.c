@@ -260,6 +260,16 @@ int conv_build_backward(builder *b, program *bwd, conv_op *op, const tensor *dif
     {
         if (make_bwd_pd(b, op, 1, grad_bias != NULL, &op->src_k.md, &op->dst.md, &pd) != 0)
             goto out;
+        const char *impl = NULL;
+        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+        if (impl && strncmp(impl, "jit", 3) != 0 && g->groups == 1 && !grad_bias) {
+            /* no direct kernel for this shape: one batched matmul instead */
+            dnnl_primitive_desc_destroy(pd);
+            pd = NULL;
+            if (conv_wgrad_gemm_build(b, bwd, op, diff_dst, grad_w) != 0) goto out;
+            rc = 0;
+            goto out;
+        }
         const dnnl_memory_desc_t *dw_md = dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0);
         const dnnl_memory_desc_t *want_src = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
         const dnnl_memory_desc_t *want_dd = dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0);

@@ -192,6 +192,13 @@ int conv_build_forward(builder *b, program *prepare, program *fwd, const conv_ge
 int conv_build_backward(builder *b, program *bwd, conv_op *op, const tensor *diff_dst,
                         const tensor *diff_src, float *grad_w, float *grad_bias);
 
+/* The weight gradient of an ungrouped, bias-free training convolution as one
+ * im2col + matmul over the whole batch (conv_wgrad.c), for shapes where
+ * oneDNN has no optimized backward-weights kernel.  diff_dst must have a
+ * real buffer. */
+int conv_wgrad_gemm_build(builder *b, program *bwd, const conv_op *op, const tensor *diff_dst,
+                          float *grad_w);
+
 /* ------------------------------------------------------------ batch norm */
 
 /* Batch norm 3d over channels of an N x C x D x H x W tensor, as
