@@ -7,7 +7,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-    build-essential cmake pkg-config clang libclang-rt-14-dev \
+    build-essential cmake pkg-config clang libclang-rt-14-dev libomp-14-dev \
     libdnnl-dev \
     libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg \
     libjpeg62-turbo-dev libpng-dev libzip-dev libjansson-dev \
