@@ -70,7 +70,7 @@ static int info_file(const char *path) {
         print_params(&p);
         st3d_model *m = st3d_model_new(&p, 0, &err);
         if (!m || st3d_model_load(m, map, path, &err) != 0)
-            rc = cli_errorf("%s: does not load as that network: %s", path, err.msg);
+            rc = cli_errorf("%s (while loading it as the network above)", err.msg);
         else
             printf("parameters: %lld (loads as this network)\n", (long long)st3d_model_n_params(m));
         st3d_model_free(m);

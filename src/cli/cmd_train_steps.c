@@ -102,6 +102,12 @@ static int run(cli_model *cm, const st3d_sgd_params *hp, int steps, const char *
                    (long long)shape[0]);
         goto out;
     }
+    for (int64_t i = 0; i < n_labels; i++)
+        if (labels[i] < 0 || labels[i] >= cm->p.n_classes) {
+            cli_errorf("%s: label %lld at index %lld is outside [0, %d)", labels_path,
+                       (long long)labels[i], (long long)i, cm->p.n_classes);
+            goto out;
+        }
     if (cli_model_open(cm, 0, &m) != 0) goto out;
     opt = st3d_sgd_new(m, &h, &err);
     if (!opt) {
