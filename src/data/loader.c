@@ -24,6 +24,18 @@
  *
  * Ring layout: slot r holds batch b with b % queue_batches == r; clips are
  * NCDHW float32, clip k of the slot at clips + k * 3 * T * S * S.
+ *
+ * Videos.  The loader keeps one st3d_video_cache for all workers (each
+ * video's frame index and probed stream parameters, LRU, bounded in
+ * entries and bytes), so a video file is demuxed for its index once while
+ * it stays cached, not once per item; and each worker keeps its last few
+ * videos open (LRU, bounded in count and in decoder memory), so an item
+ * continuing a video that worker just read (the clips of a long video cut
+ * by TemporalEvenCrop / SlidingWindow, ActivityNet segments of one file)
+ * neither reopens it nor, when its first clip is a little ahead, decodes
+ * again from the key frame.  After a video's last clip the decoder is
+ * drained rather than fed further frames.  None of this changes a decoded
+ * pixel (see src/io/video_decode.c).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "data/data.h"
@@ -34,16 +46,32 @@
 
 enum { ITEM_TODO = 0, ITEM_BUSY = 1, ITEM_DONE = 2, ITEM_FAILED = 3 };
 
+/* Bounds of the shared video cache (an entry is ~2.5 KB for a 10 s clip at
+ * 25 fps, ~30 KB for a 2-minute video at 30 fps: the entry bound binds for
+ * short clips, the byte bound for long videos) and of each worker's open
+ * videos (their decoders' memory as st3d_video_memory estimates it). */
+enum { VCACHE_ENTRIES = 4096, OPEN_VIDEOS = 4 };
+#define VCACHE_BYTES ((size_t)32 << 20)
+#define OPEN_VIDEO_BYTES ((size_t)48 << 20)
+
+/* A video a worker keeps open between items. */
+typedef struct open_video {
+    st3d_video *v;              /* the decoder, where the last item left it (NULL: free) */
+    char *path;                 /* its file, owned */
+    uint64_t used;              /* worker's item counter at its last use */
+} open_video;
+
 /* Everything a worker keeps between items. */
 typedef struct worker {
     struct st3d_loader *L;      /* owner */
     pthread_t thread;           /* its thread */
     st3d_image *frames;         /* decoded frames of the clip (sample_duration) */
-    uint8_t *vbuf;              /* video frames, contiguous (read_frames' output) */
-    size_t vbuf_cap;            /* bytes at vbuf */
+    uint8_t **fptr;             /* frames[t].data, where video frames are decoded to */
     int64_t *tidx;              /* frame numbers of the item's clips */
     int64_t tidx_cap;           /* entries at tidx */
     st3d_spatial_work sw;       /* resize coefficients and buffers */
+    open_video open[OPEN_VIDEOS]; /* videos kept open, least recently used evicted */
+    uint64_t n_items;           /* items run (recency clock of open) */
 } worker;
 
 struct st3d_loader {
@@ -81,6 +109,7 @@ struct st3d_loader {
     pthread_cond_t cv_ready;    /* the consumer and start_epoch wait here */
     worker *workers;            /* n_threads */
     int n_started;              /* threads running */
+    st3d_video_cache *vcache;   /* frame indexes and stream parameters, shared (own lock) */
 };
 
 st3d_loader_params st3d_loader_default_params(void) {
@@ -164,7 +193,9 @@ st3d_loader *st3d_loader_new(const st3d_dataset *ds, const st3d_loader_params *p
     L->bad = st3d_calloc((size_t)(st3d_dataset_size(ds) + 1), 1, err);
     L->counted = st3d_calloc((size_t)(st3d_dataset_size(ds) + 1), 1, err);
     L->workers = st3d_calloc((size_t)p->n_threads, sizeof *L->workers, err);
-    if (!L->buf || !L->labels || !L->info || !L->valid || !L->bad || !L->counted || !L->workers)
+    L->vcache = st3d_video_cache_new(VCACHE_ENTRIES, VCACHE_BYTES, err);
+    if (!L->buf || !L->labels || !L->info || !L->valid || !L->bad || !L->counted || !L->workers ||
+        !L->vcache)
         goto fail;
     for (int r = 0; r < L->R; r++) {
         size_t nf = (size_t)p->batch_size * (size_t)L->clip_floats;
@@ -196,8 +227,10 @@ void st3d_loader_free(st3d_loader *L) {
             worker *w = &L->workers[i];
             for (int k = 0; w->frames && k < L->p.sample_duration; k++)
                 st3d_image_release(&w->frames[k]);
-            free(w->frames), free(w->vbuf), free(w->tidx);
+            free(w->frames), free(w->fptr), free(w->tidx);
             st3d_spatial_work_free(&w->sw);
+            for (int k = 0; k < OPEN_VIDEOS; k++)
+                st3d_video_free(w->open[k].v), free(w->open[k].path);
         }
     for (int r = 0; r < L->R; r++) {
         if (L->buf) st3d_aligned_free(L->buf[r]);
@@ -210,6 +243,7 @@ void st3d_loader_free(st3d_loader *L) {
     free(L->buf), free(L->labels), free(L->info), free(L->valid), free(L->bad), free(L->workers);
     free(L->order), free(L->pos), free(L->clip_off), free(L->first_clip), free(L->state);
     free(L->counted);
+    st3d_video_cache_free(L->vcache);
     pthread_mutex_destroy(&L->mu);
     pthread_cond_destroy(&L->cv_work);
     pthread_cond_destroy(&L->cv_ready);
@@ -309,12 +343,66 @@ nomem:
 /* Ensures w->frames has one picture per clip frame. */
 static int worker_frames(worker *w, int T, st3d_error *err) {
     if (!w->frames && !(w->frames = st3d_calloc((size_t)T, sizeof *w->frames, err))) return -1;
+    if (!w->fptr && !(w->fptr = st3d_calloc((size_t)T, sizeof *w->fptr, err))) return -1;
     return 0;
 }
 
-/* Decodes the frames numbered fr[0..T) of sample s into w->frames. */
+/* The video at path, open: one this worker kept (when the file is
+ * unchanged), else a new one through the loader's cache. */
+static st3d_video *take_video(worker *w, const char *path, st3d_error *err) {
+    for (int k = 0; k < OPEN_VIDEOS; k++) {
+        open_video *o = &w->open[k];
+        if (!o->v || strcmp(o->path, path)) continue;
+        st3d_video *v = o->v;
+        st3d_file_id id;
+        const st3d_file_id *was = st3d_video_file_id(v);
+        free(o->path);
+        memset(o, 0, sizeof *o);
+        if (st3d_file_identity(path, &id) == 0 && id.dev == was->dev && id.ino == was->ino &&
+            id.size == was->size && id.mtime_ns == was->mtime_ns)
+            return v;
+        st3d_video_free(v); /* replaced on disk: open it afresh */
+        break;
+    }
+    st3d_video_params vp = st3d_video_default_params();
+    vp.short_side = w->L->p.video_short_side;
+    vp.threads = w->L->p.decoder_threads;
+    return st3d_video_open_cached(path, &vp, w->L->vcache, err);
+}
+
+/* Keeps v open for a later item (evicting the least recently used beyond
+ * OPEN_VIDEOS or OPEN_VIDEO_BYTES), or frees it. */
+static void keep_video(worker *w, const char *path, st3d_video *v) {
+    size_t mem = st3d_video_memory(v);
+    char *p = mem <= OPEN_VIDEO_BYTES ? strdup(path) : NULL;
+    if (!p) {
+        st3d_video_free(v);
+        return;
+    }
+    for (;;) {
+        size_t total = mem;
+        int n = 0, lru = -1;
+        for (int k = 0; k < OPEN_VIDEOS; k++)
+            if (w->open[k].v) {
+                total += st3d_video_memory(w->open[k].v), n++;
+                if (lru < 0 || w->open[k].used < w->open[lru].used) lru = k;
+            }
+        if (n < OPEN_VIDEOS && total <= OPEN_VIDEO_BYTES) break;
+        st3d_video_free(w->open[lru].v);
+        free(w->open[lru].path);
+        memset(&w->open[lru], 0, sizeof w->open[lru]);
+    }
+    for (int k = 0; k < OPEN_VIDEOS; k++)
+        if (!w->open[k].v) {
+            w->open[k] = (open_video){v, p, w->n_items};
+            return;
+        }
+}
+
+/* Decodes the frames numbered fr[0..T) of sample s into w->frames; last: 1
+ * when no later clip of this video follows (videos only). */
 static int load_frames(worker *w, const st3d_sample_info *s, int folder, st3d_video **vid,
-                       const int64_t *fr, int T, st3d_error *err) {
+                       const int64_t *fr, int T, int last, st3d_error *err) {
     if (folder) {
         char path[4200];
         for (int t = 0; t < T; t++) {
@@ -329,36 +417,26 @@ static int load_frames(worker *w, const st3d_sample_info *s, int folder, st3d_vi
             }
             if (st3d_frame_path(path, sizeof path, s->path, fr[t]) != 0)
                 return st3d_fail(err, ST3D_ERR_INVALID, "%s: path too long", s->path);
-            if (!st3d_is_file(path))
-                return st3d_fail(err, ST3D_ERR_IO, "%s: missing frame %lld of the segment [%lld, %lld)",
-                                 path, (long long)fr[t], (long long)s->begin, (long long)s->end);
-            if (st3d_jpeg_read(path, &w->frames[t], err) != 0) return -1;
+            if (st3d_jpeg_read(path, &w->frames[t], err) != 0) {
+                if (!st3d_is_file(path)) /* say which frame of which segment is missing */
+                    return st3d_fail(err, ST3D_ERR_IO,
+                                     "%s: missing frame %lld of the segment [%lld, %lld)", path,
+                                     (long long)fr[t], (long long)s->begin, (long long)s->end);
+                return -1;
+            }
         }
         return 0;
     }
-    if (!*vid) {
-        st3d_video_params vp = st3d_video_default_params();
-        vp.short_side = w->L->p.video_short_side;
-        vp.threads = w->L->p.decoder_threads;
-        if (!(*vid = st3d_video_open(s->path, &vp, err))) return -1;
-    }
+    if (!*vid && !(*vid = take_video(w, s->path, err))) return -1;
     const st3d_video_info *vi = st3d_video_get_info(*vid);
-    size_t fsz = (size_t)vi->width * vi->height * 3;
-    if (fsz * T > w->vbuf_cap) {
-        uint8_t *p = st3d_malloc(fsz * T, err);
-        if (!p) return -1;
-        free(w->vbuf);
-        w->vbuf = p, w->vbuf_cap = fsz * T;
-    }
     int64_t idx[1024];
     if (T > 1024) return st3d_fail(err, ST3D_ERR_INVALID, "sample duration %d too long", T);
-    for (int t = 0; t < T; t++) idx[t] = fr[t] - 1; /* frame numbers are 1-based */
-    if (st3d_video_read_frames(*vid, idx, T, w->vbuf, err) != 0) return -1;
     for (int t = 0; t < T; t++) {
+        idx[t] = fr[t] - 1; /* frame numbers are 1-based */
         if (st3d_image_reserve(&w->frames[t], vi->width, vi->height, err) != 0) return -1;
-        memcpy(w->frames[t].data, w->vbuf + fsz * t, fsz);
+        w->fptr[t] = w->frames[t].data;
     }
-    return 0;
+    return st3d_video_read_frames_to(*vid, idx, T, w->fptr, last, err);
 }
 
 /* Produces every clip of item k into the ring.  Returns 0 or -1. */
@@ -391,7 +469,7 @@ static int run_item(worker *w, int64_t k, int64_t epoch, st3d_error *err) {
         if (b >= L->n_batches) break; /* dropped by drop_last */
         int r = (int)(b % L->R);
         const int64_t *fr = w->tidx + (fc + c) * T;
-        if ((rc = load_frames(w, &s, folder, &vid, fr, T, err)) != 0) break;
+        if ((rc = load_frames(w, &s, folder, &vid, fr, T, fc + c + 1 == all, err)) != 0) break;
         st3d_rng srng = st3d_rng_for(L->p.seed, (uint64_t)epoch, (uint64_t)L->pos[k],
                                      (uint64_t)(fc + c) + 1);
         st3d_spatial_choice ch;
@@ -421,7 +499,9 @@ static int run_item(worker *w, int64_t k, int64_t epoch, st3d_error *err) {
         L->labels[r][slot_i] = s.label;
         L->valid[r][slot_i] = 1;
     }
-    st3d_video_free(vid);
+    w->n_items++;
+    if (vid && rc == 0) keep_video(w, s.path, vid);
+    else st3d_video_free(vid);
     if (rc != 0) /* withdraw the clips already written */
         for (int64_t c = 0; c < nc; c++) {
             int64_t spos = c0 + c, b = spos / B;

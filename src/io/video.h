@@ -1,9 +1,10 @@
 /*
- * video.h - internal pieces of st3d's picture input (src/io/video_decode.c
- * and src/io/jpeg_frames.c): RGB images, JPEG files through libjpeg-turbo,
- * and frame folders in the layout of the original 3D-ResNets-PyTorch
- * (`image_00001.jpg`, `image_00002.jpg`, ... numbered from 1).  The video
- * decoder itself is public (st3d_video in st3d.h).  Not installed.
+ * video.h - internal pieces of st3d's picture input (src/io/video_decode.c,
+ * src/io/video_index.c and src/io/jpeg_frames.c): RGB images, JPEG files
+ * through libjpeg-turbo, frame folders in the layout of the original
+ * 3D-ResNets-PyTorch (`image_00001.jpg`, `image_00002.jpg`, ... numbered
+ * from 1), and the video index cache the loader reopens videos through.
+ * The video decoder itself is public (st3d_video in st3d.h).  Not installed.
  */
 #ifndef ST3D_IO_VIDEO_H
 #define ST3D_IO_VIDEO_H
@@ -126,9 +127,12 @@ const st3d_file_id *st3d_video_file_id(const st3d_video *v);
 /* Bytes the open video holds, roughly (decoder references, frames). */
 size_t st3d_video_memory(const st3d_video *v);
 /* st3d_video_read_frames writing frame i to dst[i] (height x width x 3
- * bytes each) instead of one contiguous buffer. */
+ * bytes each) instead of one contiguous buffer.  last = 1 says no frame
+ * will be read next from where these end: the decoder is then drained once
+ * the last frame wanted is in it, instead of decoding the frames that would
+ * push it out (a later read still works, from a seek). */
 int st3d_video_read_frames_to(st3d_video *v, const int64_t *indices, int n, uint8_t *const *dst,
-                              st3d_error *err);
+                              int last, st3d_error *err);
 
 /* 1 when path is a directory, 0 otherwise. */
 int st3d_is_dir(const char *path);

@@ -23,6 +23,11 @@
  * unchanged.  Should a wanted frame still not come out, decoding restarts
  * from the beginning without skipping.
  *
+ * Draining.  When the caller says nothing will be read next from where a
+ * read ends (the loader's last clip of a video), the decoder is flushed as
+ * soon as the packet of the last frame wanted is in, instead of being fed
+ * the frames that would push that frame out of its reordering delay.
+ *
  * Memory: the index (8 bytes per frame), one decoded frame, the decoder's
  * reference frames and one RGB frame when rotating; never the whole video.
  */
@@ -60,6 +65,10 @@ struct st3d_video {
     int bad_packets;           /* consecutive packets the decoder refused */
     int skip_nonref;           /* 1: unwanted non-reference frames may be dropped (H.264);
                                   0: not this codec; -1: never (a wanted frame went missing) */
+    int64_t drain_pts;         /* once the packet with this timestamp is in, drain the
+                                  decoder instead of feeding it more (AV_NOPTS_VALUE: no) */
+    int64_t sent[64];          /* timestamps of the packets sent since the last reset (ring) */
+    int n_sent;                /* packets sent since the last reset */
     st3d_file_id id;           /* the file's identity at open */
     AVCodecParameters *par;    /* probed stream parameters to reopen without probing
                                   (NULL: probe at every open) */
@@ -167,6 +176,7 @@ static int open_streams(st3d_video *v, st3d_error *err) {
     v->bad_packets = 0;
     v->next_index = 0;
     v->cur_index = -1;
+    v->n_sent = 0;
     if (v->skip_nonref >= 0) v->skip_nonref = codec->id == AV_CODEC_ID_H264;
     return 0;
 }
@@ -228,6 +238,7 @@ st3d_video *st3d_video_open_cached(const char *path, const st3d_video_params *pa
     v->path = strdup(path);
     v->pkt = av_packet_alloc();
     v->frame = av_frame_alloc();
+    v->drain_pts = AV_NOPTS_VALUE;
     v->id.dev = (uint64_t)sb.st_dev;
     v->id.ino = (uint64_t)sb.st_ino;
     v->id.size = (int64_t)sb.st_size;
@@ -342,6 +353,15 @@ static int64_t lookup_pts(const st3d_video *v, int64_t ts) {
     return lo < v->info.n_frames && v->pts[lo] == ts ? lo : -1;
 }
 
+/* 1 when a packet with timestamp ts was sent since the decoder's last reset
+ * (among the last 64). */
+static int was_sent(const st3d_video *v, int64_t ts) {
+    int n = v->n_sent < 64 ? v->n_sent : 64;
+    for (int i = 0; i < n; i++)
+        if (v->sent[i] == ts) return 1;
+    return 0;
+}
+
 /* Decodes one more frame into v->frame, numbered in v->cur_index.  Returns
  * 1, 0 at the end of the stream, -1 on error.  Corrupt packets are passed
  * over (as the ffmpeg program does) unless too many come in a row. */
@@ -364,6 +384,13 @@ static int decode_next(st3d_video *v, st3d_error *err) {
             return st3d_fail(err, ST3D_ERR_FORMAT, "%s: decoding failed (%s)", v->path,
                              averr(r, eb, sizeof eb));
         if (v->eof_sent) return 0;
+        if (v->drain_pts != AV_NOPTS_VALUE && was_sent(v, v->drain_pts)) {
+            /* the last frame wanted is in the decoder: flush it out rather
+             * than decode the frames that would push it out */
+            avcodec_send_packet(v->dec, NULL);
+            v->eof_sent = 1;
+            continue;
+        }
         r = av_read_frame(v->fmt, v->pkt);
         if (r < 0) {
             /* end of file, or a read error in a truncated file: drain */
@@ -381,8 +408,10 @@ static int decode_next(st3d_video *v, st3d_error *err) {
                                          v->pkt->pts < v->pts[v->next_index]
                                      ? AVDISCARD_NONREF
                                      : AVDISCARD_DEFAULT;
+        int64_t pkt_pts = v->pkt->pts;
         r = avcodec_send_packet(v->dec, v->pkt);
         av_packet_unref(v->pkt);
+        if (r >= 0) v->sent[v->n_sent++ % 64] = pkt_pts;
         if (r < 0 && r != AVERROR(EAGAIN)) {
             if (r == AVERROR(ENOMEM))
                 return st3d_fail(err, ST3D_ERR_NOMEM, "%s: decoder out of memory", v->path);
@@ -475,6 +504,7 @@ static int go_to(st3d_video *v, int64_t target, int from_start, st3d_error *err)
     if (r < 0) return go_to(v, target, 1, err);
     avcodec_flush_buffers(v->dec);
     v->eof_sent = 0;
+    v->n_sent = 0;
     v->cur_index = -1;
     v->next_index = target;
     return 0;
@@ -567,7 +597,7 @@ static int cmp_want(const void *a, const void *b) {
 }
 
 int st3d_video_read_frames_to(st3d_video *v, const int64_t *indices, int n, uint8_t *const *dst,
-                              st3d_error *err) {
+                              int last, st3d_error *err) {
     if (n <= 0) return 0;
     want *w = st3d_malloc((size_t)n * sizeof *w, err);
     if (!w) return -1;
@@ -594,6 +624,7 @@ int st3d_video_read_frames_to(st3d_video *v, const int64_t *indices, int n, uint
     int k = 0;
     while (k < n) {
         v->next_index = w[k].index;
+        if (last && v->pts && w[n - 1].index == w[k].index) v->drain_pts = v->pts[w[k].index];
         int r = advance(v, err);
         if (r < 0) goto fail;
         if (r == 0) {
@@ -613,9 +644,11 @@ int st3d_video_read_frames_to(st3d_video *v, const int64_t *indices, int n, uint
         for (k++; k < n && w[k].index == idx; k++) memcpy(dst[w[k].slot], d, fsz);
         v->next_index = idx + 1;
     }
+    v->drain_pts = AV_NOPTS_VALUE;
     free(w);
     return 0;
 fail:
+    v->drain_pts = AV_NOPTS_VALUE;
     free(w);
     return -1;
 }
@@ -627,7 +660,7 @@ int st3d_video_read_frames(st3d_video *v, const int64_t *indices, int n, uint8_t
     if (!dst) return -1;
     size_t fsz = (size_t)v->info.width * v->info.height * 3;
     for (int i = 0; i < n; i++) dst[i] = rgb + (size_t)i * fsz;
-    int rc = st3d_video_read_frames_to(v, indices, n, dst, err);
+    int rc = st3d_video_read_frames_to(v, indices, n, dst, 0, err);
     free(dst);
     return rc;
 }

@@ -334,30 +334,90 @@ def count_parameters(family, depth=None, **kw):
 
 
 @torch.no_grad()
-def c3d_margin_biases(model, calib, gen, margin):
-    """C3D without BN: sets every conv / fc6 / fc7 bias so that, on `calib`,
-    channel c's pre-activation has mean k_c * std_c, k_c ~ U[margin]: most
-    ReLU inputs then lie several standard deviations from their boundary."""
+def c3d_normalize(model, calib, gen, margin, conv_bias=1.0):
+    """Data-dependent part of C3D's init (see c3d_input for the why).
+
+    Convolutions: weight = identity (output channel c copies input channel
+    c mod C_in through the kernel's centre tap) + the random weights scaled
+    so that their contribution varies by ~2% of a max-pool bonus; without BN
+    conv1's bias is `conv_bias` and the others' 0 (all ReLU inputs positive).  fc6 and fc7: scaled
+    to unit standard deviation on `calib` and their biases set so that unit c
+    has mean k_c ~ U[margin] standard deviations (few ReLU inputs near 0)."""
     lo, hi = margin
 
-    def shifted(layer, x):
-        """layer(x) after moving layer's bias; returns the new output."""
+    def fix(layer, x):
         y = layer(x)
-        dims = (0,) + tuple(range(2, y.dim()))
-        mean, std = y.mean(dims), y.std(dims)
-        k = torch.rand(mean.shape, generator=gen, dtype=torch.float64).to(y.dtype) * (hi - lo) + lo
-        delta = k * std - mean
-        layer.bias.add_(delta)
-        return y + delta.reshape((1, -1) + (1,) * (y.dim() - 2))
+        c = y.shape[1]
+        # a small batch has no per-unit statistics: use the layer's
+        mean, std = y.mean().expand(c), y.std(unbiased=False).expand(c) + 1e-12
+        k = torch.rand((c,), generator=gen, dtype=torch.float64).to(y.dtype) * (hi - lo) + lo
+        layer.weight.div_(std.reshape(-1, 1))
+        layer.bias.copy_((layer.bias - mean) / std + k)
+        return (y - mean) / std + k
 
     x = calib
     for tag, pool in model.order:
-        x = torch.relu(shifted(getattr(model, "conv" + tag), x))
+        conv = getattr(model, "conv" + tag)
+        w = conv.weight
+        cout, cin = w.shape[:2]
+        # random part: fluctuation ~ 0.02 x (input std ~ 1) after summing 27*cin taps
+        w.mul_(0.02 / (27 * cin * float(w.pow(2).mean())) ** 0.5)
+        w[torch.arange(cout), torch.arange(cout) % cin, 1, 1, 1] += 1.0
+        if conv.bias is not None:   # the first lifts the clip above 0, the rest stay positive
+            conv.bias.fill_(conv_bias if tag == "1" else 0.0)
+        x = conv(x)
+        if model.use_bn:
+            x = getattr(model, "bn" + tag)(x)
+        x = torch.relu(x)
         x = model.pool1(x) if pool == "p1" else model.pool5(x) if pool == "p5" else \
             model.pool(x) if pool else x
     x = x.flatten(1)
     for fc in (model.fc6, model.fc7):
-        x = torch.relu(shifted(fc, x))
+        x = torch.relu(fix(fc, x))
+
+
+def c3d_input(shape, gen, amp=1.0, noise=0.1):
+    """A C3D clip (N, C, 16, 112, 112) whose max-pool decisions are decisive.
+
+    With random inputs every 16x112x112 clip has ~10^7 max-pool windows and
+    always some whose two largest values are within float32 rounding (~1e-8
+    relative), so float32 and float64 route that window's gradient to
+    different inputs: a whole output channel's weight gradient moves by
+    ~1e-2 (measured, PyTorch float32 vs float64 alike).  Here, for each pool
+    level (pool1 ... pool5, with pool5's padding), every window gets one
+    randomly placed winner child, and every input position gains `amp` for
+    each level at which its ancestor cell is a winner: with the near-identity
+    convolutions of c3d_normalize, each window's winner leads its siblings by
+    ~amp, far beyond rounding.  Plus N(0, noise) everywhere."""
+    n, c, t, h, w = shape
+    if (t, h, w) != (16, 112, 112):
+        raise ValueError("c3d_input: 16x112x112 clips only")
+    pools = (((1, 2, 2), (0, 0, 0)), ((2, 2, 2), (0, 0, 0)), ((2, 2, 2), (0, 0, 0)),
+             ((2, 2, 2), (0, 0, 0)), ((2, 2, 2), (0, 1, 1)))
+    cur = (t, h, w)
+    anc = [torch.arange(d) for d in cur]      # input coordinate -> cell of the current grid
+    bonus = torch.zeros(shape, dtype=torch.float64)
+    for k, pad in pools:
+        out = tuple((cur[i] + 2 * pad[i] - k[i]) // k[i] + 1 for i in range(3))
+        q = []
+        for i in range(3):
+            u = torch.arange(out[i])
+            lo = torch.clamp(u * k[i] - pad[i], min=0)
+            hi = torch.clamp(u * k[i] - pad[i] + k[i], max=cur[i])   # exclusive
+            r = torch.rand((n, c) + out, generator=gen, dtype=torch.float64)
+            view = [1, 1, 1, 1, 1]
+            view[2 + i] = -1
+            lo, cnt = lo.reshape(view), (hi - lo).reshape(view)
+            q.append(lo + (r * cnt).long().clamp(max=cnt - 1))
+        win = torch.zeros((n, c) + cur, dtype=torch.bool)
+        ni = torch.arange(n).reshape(-1, 1, 1, 1, 1)
+        ci = torch.arange(c).reshape(1, -1, 1, 1, 1)
+        win[ni, ci, q[0], q[1], q[2]] = True
+        bonus += amp * win[:, :, anc[0]][:, :, :, anc[1]][:, :, :, :, anc[2]]
+        anc = [(a + pad[i]) // k[i] for i, a in enumerate(anc)]
+        cur = out
+    x = bonus + noise * torch.randn(shape, generator=gen, dtype=torch.float64)
+    return x.float()
 
 
 @torch.no_grad()
@@ -373,11 +433,14 @@ def randomize(model, gen, calib=None, calib_fn=None, margin=None):
     perturbed (mean + 0.1*std*N(0,1), var * U[0.7, 1.4]); otherwise random.
     num_batches_tracked becomes a random count in [1, 9].
 
-    margin=(lo, hi): BN beta = gamma * U[lo, hi] instead (and, for C3D without
-    BN, data-dependent biases, see c3d_margin_biases), so that ReLU inputs sit
-    lo..hi standard deviations above zero: far fewer units lie within float32
-    rounding of a ReLU boundary, where float32 and float64 may legitimately
-    take different branches."""
+    With `calib`, the classifier (the last Linear) is then divided by the RMS
+    of its input on that batch, so the logits start O(1).
+
+    margin=(lo, hi): BN beta = gamma * U[lo, hi] instead (and, for C3D, a
+    data-dependent init of its BN-free layers, see c3d_normalize), so that
+    ReLU inputs sit lo..hi standard deviations above zero: far fewer units lie
+    within float32 rounding of a ReLU boundary, where float32 and float64 may
+    legitimately take different branches."""
     def rn(t, scale=1.0):
         return torch.randn(t.shape, generator=gen, dtype=torch.float64).to(t.dtype) * scale
 
@@ -407,17 +470,25 @@ def randomize(model, gen, calib=None, calib_fn=None, margin=None):
         b = (6.0 / fan_in) ** 0.5 if i + 1 < len(linears) else (1.0 / fan_in) ** 0.5
         m.weight.copy_(ru(m.weight, -b, b))
         m.bias.copy_(ru(m.bias, -0.1, 0.1))
-    if margin and calib is not None and isinstance(model, C3D) and not model.use_bn:
-        c3d_margin_biases(model, calib, gen, margin)
-    if calib is not None and bns:
+    if calib is not None:
+        if margin and isinstance(model, C3D):
+            was = model.training
+            model.train()
+            c3d_normalize(model, calib, gen, margin)
+            model.train(was)
         saved = [m.momentum for m in bns]
         for m in bns:
             m.momentum = None
             m.reset_running_stats()
+        seen = []
+        hook = linears[-1].register_forward_pre_hook(lambda _m, inp: seen.append(inp[0]))
         was = model.training
         model.train()
         calib_fn(model, calib)
         model.train(was)
+        hook.remove()
+        rms = float(seen[0].double().pow(2).mean().sqrt())
+        linears[-1].weight.div_(rms + 1e-12)
         for m, mom in zip(bns, saved):
             m.momentum = mom
             std = m.running_var.sqrt()

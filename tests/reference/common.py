@@ -59,9 +59,16 @@ def model_args(family, depth, underscore=False, **kw):
 
 
 def run(cmd, timeout=600):
-    """Runs cmd; returns CompletedProcess (text)."""
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, timeout=timeout)
+    """Runs cmd; returns CompletedProcess (text).  A timeout gives returncode
+    -9 and a note on stderr instead of an exception."""
+    try:
+        return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        def s(v):
+            return v.decode(errors="replace") if isinstance(v, bytes) else (v or "")
+        return subprocess.CompletedProcess(cmd, -9, s(e.stdout),
+                                           s(e.stderr) + "\n(timed out after %ds)" % timeout)
 
 
 def rel_err(a, b):

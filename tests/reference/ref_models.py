@@ -262,32 +262,75 @@ def count_parameters(family, depth, **kw):
     return sum(p.numel() for p in m.parameters())
 
 
+def _stream_bns(model):
+    """BatchNorms whose output joins the residual stream: the stem's bn1, the B
+    shortcut's BN, in post-activation blocks the block's last BN, in
+    pre-activation blocks the BN before the last conv.  Returns
+    (all of them, the subset followed by residual-add + ReLU)."""
+    stream, positive = {id(model.bn1)}, set()
+    for m in model.modules():
+        if isinstance(m, (Basic, Bottle)):
+            positive.add(id(m.bn2 if isinstance(m, Basic) else m.bn3))
+            if isinstance(m.downsample, nn.Sequential):
+                positive.add(id(m.downsample[1]))
+        elif isinstance(m, (PreBasic, PreBottle)):
+            # the BN before the block's last conv: that conv adds to the stream
+            stream.add(id(m.bn2 if isinstance(m, PreBasic) else m.bn3))
+            if isinstance(m.downsample, nn.Sequential):
+                stream.add(id(m.downsample[1]))
+    return stream | positive, positive
+
+
 @torch.no_grad()
-def randomize(model, gen, calib_input=None, conv_fan="in", beta=(-0.25, 0.25)):
-    """Random weights that keep activations O(1): convs kaiming-normal (fan_in by
-    default, which keeps the first SGD steps small relative to the weights; the
-    original initialises with fan_out),
-    BN gamma in [0.5,1.5], beta in [-0.25,0.25], fc uniform(+-1/sqrt(in)) with bias.
-    Running statistics: if calib_input is given, set to that batch's statistics
-    (one train-mode pass with cumulative averaging) and then perturbed (mean
-    shifted by 0.1*std*N(0,1), var scaled by U[0.7,1.4]); otherwise random.
-    num_batches_tracked is set to a random count in [1, 9]."""
+def randomize(model, gen, calib_input=None, bn_beta="centered"):
+    """Random weights that keep activations O(1).
+
+    Convolutions: normal with std sqrt(2/fan_in) (the original uses fan_out;
+    fan_in keeps activations O(1) into BN-free sums and keeps the first SGD
+    steps small relative to the weights).  BN gamma U[0.5, 1.5].  fc weight and
+    bias U(+-1/sqrt(in)).
+
+    BN beta:
+      "centered": U[-0.25, 0.25] -- the usual situation, many ReLU inputs near 0;
+      "margin":   beta = +-gamma*U[2.5, 3.5] with a random sign per channel (so
+                  about half the channels are nearly dead, half nearly linear:
+                  the ReLU masks matter).  BNs whose output joins the residual
+                  stream (stem, shortcut, post-activation block ends) get
+                  gamma U[0.02, 0.04], and a positive beta where a residual
+                  add + ReLU follows (the sum stays positive).  This keeps fc's
+                  input small, so that an SGD step moves the logits by O(1)
+                  rather than saturating the softmax.  Few ReLU inputs then lie within
+                  float32 rounding distance of 0, so two correct float32
+                  implementations take the same ReLU decisions and their
+                  gradients agree to rounding level (see test_equality.py).
+
+    Running statistics: with calib_input, that batch's statistics (one
+    train-mode pass, cumulative averaging) perturbed (mean + 0.1*std*N(0,1),
+    var * U[0.7, 1.4]); otherwise random (mean 0.1*N(0,1), var U[0.5, 1.5]).
+    num_batches_tracked: a random count in [1, 9]."""
     def rn(t, scale=1.0):
         return torch.randn(t.shape, generator=gen, dtype=torch.float64).to(t.dtype) * scale
 
     def ru(t, lo, hi):
         return (torch.rand(t.shape, generator=gen, dtype=torch.float64) * (hi - lo) + lo).to(t.dtype)
 
+    stream, positive = _stream_bns(model)
     bns = []
     for m in model.modules():
         if isinstance(m, nn.Conv3d):
-            fan = m.weight[0].numel() if conv_fan == "in" else m.weight.shape[0] * m.weight[0, 0].numel()
-            m.weight.copy_(rn(m.weight, (2.0 / fan) ** 0.5))
+            m.weight.copy_(rn(m.weight, (2.0 / m.weight[0].numel()) ** 0.5))
         elif isinstance(m, nn.BatchNorm3d):
-            m.weight.copy_(ru(m.weight, 0.5, 1.5))
-            b = ru(m.bias, beta[0], beta[1])
-            if len(beta) > 2 and beta[2] == "pm":  # random sign per channel
-                b = b * (ru(m.bias, 0, 1) < 0.5).to(b.dtype).mul(2).sub(1)
+            if bn_beta == "margin":
+                # beta = +-gamma * U[2.5, 3.5]: ReLU inputs sit >= 2.5 std from 0
+                small = id(m) in stream  # keeps the stream (hence fc's input) small
+                g = ru(m.weight, 0.02, 0.04) if small else ru(m.weight, 0.5, 1.5)
+                b = g * ru(m.bias, 2.5, 3.5)
+                if id(m) not in positive:
+                    b = b * (ru(m.bias, 0, 1) < 0.5).to(g.dtype).mul(2).sub(1)
+                m.weight.copy_(g)
+            else:
+                m.weight.copy_(ru(m.weight, 0.5, 1.5))
+                b = ru(m.bias, -0.25, 0.25)
             m.bias.copy_(b)
             m.running_mean.copy_(rn(m.running_mean, 0.1))
             m.running_var.copy_(ru(m.running_var, 0.5, 1.5))
@@ -297,7 +340,7 @@ def randomize(model, gen, calib_input=None, conv_fan="in", beta=(-0.25, 0.25)):
             m.weight.copy_(ru(m.weight, -b, b))
             m.bias.copy_(ru(m.bias, -b, b))
     if calib_input is not None:
-        saved = [(m.momentum) for m in bns]
+        saved = [m.momentum for m in bns]
         for m in bns:
             m.momentum = None
             m.reset_running_stats()
