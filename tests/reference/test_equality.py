@@ -14,11 +14,20 @@ written to safetensors, and
       train mode) and is compared with torch.optim.SGD over
       model.parameters().  Per tensor, pass when <= --tol-train (1e-3):
         loss of each step      |a - b| / |b|                    (--tol-loss 1e-4)
-        gradient (last step)   max|a - b| / (max|b| + 1e-4 G),  G = largest
-                               |gradient| entry of the whole network (some
-                               BN-bias gradients are zero analytically, BN
-                               being shift invariant; they are checked
-                               absolutely, to 1e-7 G)
+        gradient (last step)   max|a - b| / (max|b| + 0.05 S), where S is the
+                               largest entry of the same gradient computed
+                               from the absolute values of its terms
+                               (sum |x| |dy| over batch and positions for a
+                               conv or fc weight, sum |dy xhat| and sum |dy|
+                               for BN weight and bias), from the reference.
+                               A gradient is a sum whose terms largely cancel
+                               (train-mode BN removes the mean and the xhat
+                               component of dy; BN-bias gradients upstream
+                               of a BN are ~0 analytically), so float32 can
+                               only get it to ~eps*sqrt(n)*S; measured:
+                               PyTorch-f32 vs float64 reaches 5e-4 of max|b|
+                               on ResNet-50 conv weights.  Where S >> max|b|
+                               the check is an absolute one, 5e-5 S.
         parameter, running_mean, running_var
                                max|a - b| / max|b|  on the values, and
                                max|da - db| / (max|db| + 1e-3 max|p0|) on the
@@ -104,6 +113,8 @@ CASES = [
      (2, 3, 8, 32, 32), (2, 3, 8, 24, 24), {}),
 ]
 
+GRAD_FLOOR = 0.05  # see "gradient" in the header
+
 KINDS = ("logits", "features", "loss", "param", "update", "grad", "stat", "nbt")
 
 
@@ -153,19 +164,65 @@ def torch_forward(model, x):
 
 
 def torch_train(model, x, labels, steps, lr, momentum, wd, dampening, nesterov):
+    """K SGD steps; returns (losses, state_dict, grads of the last step, scales).
+    scales[parameter name] = largest entry of the gradient computed with the
+    absolute values of its terms (last step), see _scale_hooks."""
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
                           dampening=dampening, weight_decay=wd, nesterov=nesterov)
     losses = []
-    for _ in range(steps):
+    scales = {}
+    for step in range(steps):
+        hooks = []
+        if step == steps - 1:
+            hooks = _scale_hooks(model, scales)
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(x), labels)
         loss.backward()
+        for h in hooks:
+            h.remove()
         opt.step()
         losses.append(float(loss.detach()))
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     grads = {k: p.grad.detach().clone() for k, p in model.named_parameters()}
-    return losses, state, grads
+    return losses, state, grads, scales
+
+
+def _scale_hooks(model, scales):
+    """Hooks recording, for every parameter, the largest entry of the sum of
+    the absolute values of the terms its gradient is a sum of."""
+    hooks = []
+    for name, m in model.named_modules():
+        if not isinstance(m, (torch.nn.BatchNorm3d, torch.nn.Conv3d, torch.nn.Linear)):
+            continue
+        saved = {}
+
+        def fwd(mod, inp, out, saved=saved):
+            x = inp[0].detach()
+            if isinstance(mod, torch.nn.BatchNorm3d):
+                mean = x.mean(dim=(0, 2, 3, 4), keepdim=True)
+                var = x.var(dim=(0, 2, 3, 4), unbiased=False, keepdim=True)
+                saved["x"] = ((x - mean) / torch.sqrt(var + mod.eps)).abs()
+            else:
+                saved["x"] = x.abs()
+
+        def bwd(mod, gin, gout, saved=saved, name=name):
+            dy = gout[0].detach().abs()
+            x = saved.pop("x")
+            if isinstance(mod, torch.nn.BatchNorm3d):
+                scales[name + ".bias"] = float(dy.sum(dim=(0, 2, 3, 4)).max())
+                scales[name + ".weight"] = float((dy * x).sum(dim=(0, 2, 3, 4)).max())
+            elif isinstance(mod, torch.nn.Conv3d):
+                sw = torch.nn.grad.conv3d_weight(x, mod.weight.shape, dy, mod.stride,
+                                                 mod.padding, mod.dilation, mod.groups)
+                scales[name + ".weight"] = float(sw.max())
+            else:
+                scales[name + ".weight"] = float((dy.t() @ x).max())
+                scales[name + ".bias"] = float(dy.sum(dim=0).max())
+
+        hooks.append(m.register_forward_hook(fwd))
+        hooks.append(m.register_full_backward_hook(bwd))
+    return hooks
 
 
 def as64(t):
@@ -183,16 +240,17 @@ def update_err(a, b, p0):
     return float(np.max(np.abs(a - b)) / den)
 
 
-def grad_err(a, b, G):
+def grad_err(a, b, floor):
+    """max|a - b| / (max|b| + floor)."""
     a, b = as64(a), as64(b)
     if a.shape != b.shape:
         return float("inf")
     if a.size == 0:
         return 0.0
-    return float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-4 * G + 1e-30))
+    return float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + floor + 1e-30))
 
 
-def train_errors(losses, state, grads, rl, rs, rg, init):
+def train_errors(losses, state, grads, rl, rs, rg, init, scales):
     """Yields (kind, key, err) of a training result vs a reference one
     (state / grads as dicts of arrays or tensors)."""
     for i, (a, b) in enumerate(zip(losses, rl)):
@@ -207,7 +265,7 @@ def train_errors(losses, state, grads, rl, rs, rg, init):
             update_err(state[k], rv, init[k])
     for k, rv in rg.items():
         if k in grads:
-            yield "grad", k, grad_err(grads[k], rv, G)
+            yield "grad", k, grad_err(grads[k], rv, GRAD_FLOOR * scales.get(k, G))
 
 
 def run_case(case, args, tmp):
@@ -279,10 +337,10 @@ def run_case(case, args, tmp):
         np.save(lpath, labels.numpy())
         hp = dict(steps=args.steps, lr=args.lr, momentum=0.9, wd=1e-3, dampening=0.0,
                   nesterov=False)
-        rl, rs, rg = torch_train(copy.deepcopy(model), x, labels, **hp)
+        rl, rs, rg, scales = torch_train(copy.deepcopy(model), x, labels, **hp)
         if args.f64:
-            l64, s64, g64 = torch_train(copy.deepcopy(model).double(), x.double(), labels, **hp)
-            for kind, _, e in train_errors(rl, rs, rg, l64, s64, g64, init):
+            l64, s64, g64, _ = torch_train(copy.deepcopy(model).double(), x.double(), labels, **hp)
+            for kind, _, e in train_errors(rl, rs, rg, l64, s64, g64, init, scales):
                 res.note_noise(kind, e)
         del model
         res.secs[0] += time.time() - t0
@@ -331,7 +389,7 @@ def run_case(case, args, tmp):
                 for i, (a, b) in enumerate(zip(got, rl)):
                     res.check("loss", "step %d" % (i + 1), abs(a - b) / abs(b), args.tol_loss)
             if out and grads:
-                for kind, key, e in train_errors([], out, grads, [], rs, rg, init):
+                for kind, key, e in train_errors([], out, grads, [], rs, rg, init, scales):
                     res.check(kind, key, e, args.tol_train)
     return res
 
