@@ -13,7 +13,9 @@ Families:
               (depth 50/101/152/200)
   resnext     Bottleneck with expansion 2, widths [128,256,512,1024],
               inner width cardinality*planes//32, grouped 3x3x3 convolution,
-              fc input cardinality*32*2 (depth 50/101/152/200)
+              fc input = layer4's width 2048 (the original writes
+              cardinality*32*2, the same for cardinality 32; with any other
+              cardinality the original cannot run) (depth 50/101/152/200)
 
 Stem: Conv3d(n_in, w0, (t,7,7), stride (ts,2,2), pad (t//2,3,3)) + BN + ReLU
 [+ MaxPool3d(3, 2, 1)], four stages (strides 1,2,2,2), AdaptiveAvgPool3d(1),
@@ -228,9 +230,11 @@ class Net3D(nn.Module):
                 cin = cout
             setattr(self, "layer%d" % (i + 1), nn.Sequential(*blocks))
         self.avgpool = nn.AdaptiveAvgPool3d((1, 1, 1))
-        fc_in = cardinality * 32 * block.expansion if family == "resnext" else cin
+        # The original sizes ResNeXt's fc as cardinality*32*expansion, which is
+        # layer4's width only for cardinality 32; for any other cardinality its
+        # forward fails.  fc takes layer4's width here (identical for 32).
         self.feature_dim = cin
-        self.fc = nn.Linear(fc_in, n_classes, device=device)
+        self.fc = nn.Linear(cin, n_classes, device=device)
 
         for m in self.modules():
             if isinstance(m, nn.Conv3d):

@@ -109,7 +109,8 @@ CASES = [
      (2, 3, 8, 32, 32), None, {}),
     ("resnext50-B", "resnext", 50, dict(n_classes=10),
      (2, 3, 8, 48, 48), (2, 3, 8, 48, 48), {}),
-    ("resnext50-A-nomp", "resnext", 50, dict(shortcut="A", no_max_pool=True, n_classes=6),
+    ("resnext50-c8-A-nomp", "resnext", 50,
+     dict(shortcut="A", no_max_pool=True, cardinality=8, n_classes=6),
      (2, 3, 8, 32, 32), (2, 3, 8, 24, 24), {}),
 ]
 

@@ -29,12 +29,16 @@ def cases(families):
             yield fam, 10, dict(n_classes=1, n_input_channels=1, no_max_pool=True)
         elif fam == "preresnet":
             yield fam, 50, dict(n_classes=51, conv1_t_size=5, n_input_channels=2)
+            # the original's model.py passes the widen factor to resnet only
+            yield fam, 18, dict(widen_factor=0.5)
         elif fam == "wideresnet":
             yield fam, 50, dict(wide_k=1)
             yield fam, 101, dict(wide_k=1, n_classes=600)
             yield fam, 50, dict(wide_k=3, shortcut="A")
         elif fam == "resnext":
             yield fam, 101, dict(cardinality=32, n_classes=101, n_input_channels=2)
+            yield fam, 50, dict(cardinality=16)
+            yield fam, 50, dict(cardinality=8, shortcut="A")
 
 
 def main():
