@@ -347,9 +347,16 @@ def _compare(res, label, mine, ref, tol, floors=None, seq=None):
             k = k + " (~0)"
         kind = label if label == "grad" else ("stat" if "running_" in k else "param")
         res.note(kind, e, k)
-        if e > tol:
+        kk = k.replace(" (~0)", "")
+        # a batch-norm weight/bias gradient is a sum over every voxel of its
+        # channel (200704 for C3D's conv1 at 16x112x112): float32 accumulation
+        # alone can be off by the bound seq gives, so the tolerance is the
+        # larger of tol and twice that bound (never a value taken from st3d)
+        limit = tol
+        if label == "grad" and seq and kk in seq:
+            limit = max(tol, 2.0 * float(seq[kk][0]))
+        if e > limit:
             why = ""
-            kk = k.replace(" (~0)", "")
             if label == "grad" and seq and kk in seq:
                 why = ("; a float32 sequential sum of its %d terms per channel would be off by %.2g"
                        % (seq[kk][1], seq[kk][0]))

@@ -102,7 +102,7 @@ CASES = [
     ("preresnet18-A", "preresnet", 18, dict(shortcut="A", n_classes=12),
      (2, 3, 16, 48, 48), (4, 3, 8, 48, 48), {}),
     ("preresnet50-B", "preresnet", 50, dict(n_classes=10),
-     (2, 3, 8, 48, 48), (2, 3, 8, 48, 48), {}),
+     (2, 3, 8, 48, 48), (4, 3, 8, 40, 40), {}),
     ("wideresnet50-k1-A", "wideresnet", 50, dict(wide_k=1, shortcut="A", n_classes=10),
      (2, 3, 8, 48, 48), (2, 3, 8, 48, 48), {}),
     ("wideresnet50-k2-B", "wideresnet", 50, dict(n_classes=10),
