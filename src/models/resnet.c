@@ -47,12 +47,15 @@ static int pick_family(const st3d_model_params *p, family *f, st3d_error *err) {
     memset(f, 0, sizeof *f);
     f->cardinality = 1;
     if (!strcmp(p->model, "resnet") || !strcmp(p->model, "preresnet")) {
-        /* resnet.py: widen_factor scales every stage (int() truncation) */
-        for (int i = 0; i < 4; i++) f->inplanes[i] = (int)(base[i] * p->resnet_widen_factor);
+        /* resnet.py: widen_factor scales every stage (int() truncation); the
+         * original's model.py does not pass --resnet_widen_factor to
+         * preresnet, so it has no effect there */
         int pre = !strcmp(p->model, "preresnet");
+        float widen = pre ? 1.0f : p->resnet_widen_factor;
+        for (int i = 0; i < 4; i++) f->inplanes[i] = (int)(base[i] * widen);
         f->block = deep ? (pre ? PREACT_BOTTLENECK : BOTTLENECK) : (pre ? PREACT_BASIC : BASIC);
         f->expansion = deep ? 4 : 1;
-        if (p->resnet_widen_factor <= 0.0f || f->inplanes[0] < 1)
+        if (widen <= 0.0f || f->inplanes[0] < 1)
             return st3d_fail(err, ST3D_ERR_INVALID, "--resnet-widen-factor %g is not positive",
                              p->resnet_widen_factor);
     } else if (!strcmp(p->model, "wideresnet")) {

@@ -10,8 +10,9 @@ written to safetensors, and
       tensor; pass when <= --tol-fwd (1e-4).
 
   (b) train: `st3d train-steps` runs --steps (2) SGD steps (lr --lr = 0.01,
-      momentum 0.9, weight decay 1e-3, dampening 0, mean cross-entropy, BN in
-      train mode) and is compared with torch.optim.SGD over
+      capped per case at 2 / mean ||features||^2 so that a step cannot
+      saturate the softmax, see case_lr; momentum 0.9, weight decay 1e-3,
+      dampening 0, mean cross-entropy, BN in train mode) and is compared with torch.optim.SGD over
       model.parameters().  Per tensor, pass when <= --tol-train (1e-3):
         loss of each step      |a - b| / |b|                    (--tol-loss 1e-4)
         gradient (last step)   max|a - b| / (max|b| + 0.05 S), where S is the
@@ -111,7 +112,7 @@ CASES = [
      (2, 3, 8, 48, 48), (2, 3, 8, 48, 48), {}),
     ("resnext50-c8-A-nomp", "resnext", 50,
      dict(shortcut="A", no_max_pool=True, cardinality=8, n_classes=6),
-     (2, 3, 8, 32, 32), (2, 3, 8, 24, 24), {}),
+     (2, 3, 8, 32, 32), (4, 3, 8, 24, 24), {}),
 ]
 
 GRAD_FLOOR = 0.05  # see "gradient" in the header
@@ -226,6 +227,19 @@ def _scale_hooks(model, scales):
     return hooks
 
 
+def case_lr(model, x, lr_max):
+    """--lr capped so that one SGD step moves the logits by about 2 at most.
+    fc's own update moves logit j of clip n by lr * (p - y) . f_n^2 / N-ish,
+    i.e. ~ lr * mean ||f||^2; a bigger step saturates the softmax (loss ~0),
+    after which p - y is pure float32 rounding and step 2 is ill-posed."""
+    m = copy.deepcopy(model).train()
+    with torch.no_grad():
+        _, f = m(x, return_features=True)
+    sq = float((f.double() ** 2).sum(dim=1).mean())
+    lr = min(lr_max, 2.0 / sq) if sq > 0 else lr_max
+    return float("%.3g" % lr)
+
+
 def as64(t):
     return np.asarray(t.detach().double().numpy() if torch.is_tensor(t) else t, dtype=np.float64)
 
@@ -336,7 +350,8 @@ def run_case(case, args, tmp):
         gpath = os.path.join(tmp, name + "-grads.safetensors")
         np.save(xpath, x.numpy())
         np.save(lpath, labels.numpy())
-        hp = dict(steps=args.steps, lr=args.lr, momentum=0.9, wd=1e-3, dampening=0.0,
+        lr = case_lr(model, x, args.lr)
+        hp = dict(steps=args.steps, lr=lr, momentum=0.9, wd=1e-3, dampening=0.0,
                   nesterov=False)
         rl, rs, rg, scales = torch_train(copy.deepcopy(model), x, labels, **hp)
         if args.f64:
@@ -347,7 +362,7 @@ def run_case(case, args, tmp):
         res.secs[0] += time.time() - t0
         p = st3d(["train-steps"] + margs +
                  ["--weights", wpath, "--input", xpath, "--labels", lpath,
-                  "--steps", str(args.steps), "--lr", repr(args.lr), "--momentum", "0.9",
+                  "--steps", str(args.steps), "--lr", repr(lr), "--momentum", "0.9",
                   "--weight-decay", "1e-3", "--output", opath, "--grads", gpath])
         if p.returncode != 0:
             res.fail("train-steps: exit %d: %s" % (p.returncode, p.stderr.strip()[-300:]))
