@@ -71,6 +71,9 @@ class FolderClips(tud.Dataset):
             with open(os.path.join(folder, "image_%05d.jpg" % k), "rb") as f:
                 with Image.open(f) as im:
                     imgs.append(im.convert("RGB"))
+        return self.transform(imgs), 0
+
+    def transform(self, imgs):
         crop = T.RandomResizedCrop.get_params(imgs[0], (0.25, 1.0), (0.75, 1 / 0.75))
         flip = random.random() < 0.5
         out = []
@@ -79,7 +82,29 @@ class FolderClips(tud.Dataset):
             if flip:
                 im = TF.hflip(im)
             out.append(self.norm(TF.to_tensor(im)))
-        return torch.stack(out, 0).permute(1, 0, 2, 3), 0
+        return torch.stack(out, 0).permute(1, 0, 2, 3)
+
+
+class VideoClips(FolderClips):
+    """The same clips decoded from the MP4s by PyTorch's own video reader
+    (torchvision.io.read_video, PyAV backend: it seeks to the key frame
+    before the clip and decodes from there), then the same PIL transforms."""
+
+    def __init__(self, files, n_frames, fps):
+        self.items = [(f, n_frames) for f in files]
+        self.fps = fps
+        self.norm = T.Normalize(MEAN, STD)
+
+    def __getitem__(self, i):
+        import torchvision.io
+        path, n = self.items[i]
+        b = random.randint(0, max(0, n - 16 - 1))
+        v, _, _ = torchvision.io.read_video(path, start_pts=b / self.fps,
+                                            end_pts=(b + 15.5) / self.fps, pts_unit="sec")
+        imgs = [Image.fromarray(f.numpy()) for f in v[:16]]
+        for k in range(16 - len(imgs)):  # loop padding
+            imgs.append(imgs[k])
+        return self.transform(imgs), 0
 
 
 def cpu_seconds(who):
@@ -87,10 +112,9 @@ def cpu_seconds(who):
     return r.ru_utime + r.ru_stime
 
 
-def torch_rate(folders, workers, seconds):
+def torch_rate(ds, workers, seconds):
     """(clips/s, CPU ms per clip of the main process and its workers)."""
     torch.set_num_threads(1)
-    ds = FolderClips(folders)
     dl = tud.DataLoader(ds, batch_size=8, shuffle=True, num_workers=workers, drop_last=False,
                         persistent_workers=True)
     c0 = cpu_seconds(resource.RUSAGE_SELF) + cpu_seconds(resource.RUSAGE_CHILDREN)
@@ -179,7 +203,8 @@ def main():
     ap.add_argument("--gop", type=int, default=0, help="x264 key frame interval (0: x264's 250)")
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--rows", default="st3d-jpeg,st3d-mp4,torch",
-                    help="comma-separated subset of st3d-jpeg, st3d-mp4, torch")
+                    help="comma-separated subset of st3d-jpeg, st3d-mp4, torch (JPEG folders), "
+                         "torch-mp4 (torchvision.io.read_video, needs python3-av)")
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--net-timeout", type=int, default=300)
     ap.add_argument("--no-net", action="store_true", help="use the issue's figure, skip st3d bench")
@@ -219,7 +244,12 @@ def main():
                                  lambda w=w, exe=exe: st3d_rate(exe, mp4s, w, a.seconds)))
             if "torch" in rows_wanted:
                 jobs.append(("PyTorch DataLoader + PIL, JPEG folders", w,
-                             lambda w=w: torch_rate(folders, w, a.seconds)))
+                             lambda w=w: torch_rate(FolderClips(folders), w, a.seconds)))
+            if "torch-mp4" in rows_wanted:
+                n_frames = int(round(a.duration * 25))
+                jobs.append(("PyTorch DataLoader + read_video (PyAV), MP4 (H.264)", w,
+                             lambda w=w: torch_rate(VideoClips(mp4s, n_frames, 25), w,
+                                                    a.seconds)))
         best, cpu = {}, {}
         for _ in range(max(1, a.repeat)):  # rounds interleave the rows: load hits all alike
             for name, w, measure in jobs:
@@ -235,11 +265,15 @@ def main():
         net, net_src = network_rate(a.net_st3d or a.st3d, a.net_timeout)
     lines = ["| source | workers | clips/s | x network | x PyTorch | CPU ms/clip | x PyTorch (CPU) |",
              "|---|---|---|---|---|---|---|"]
-    ref = {w: (r, c) for (name, w, r, c) in rows if name.startswith("PyTorch")}
+    # "x PyTorch": against the PyTorch row reading the same kind of files
+    # (JPEG folders or MP4s) with as many workers
+    def key(name, w):
+        return ("MP4" in name, w)
+    ref = {key(name, w): (r, c) for (name, w, r, c) in rows if name.startswith("PyTorch")}
     for name, w, r, c in rows:
-        torch_row = name.startswith("PyTorch")
-        vs = "1" if torch_row else ("%.2f" % (r / ref[w][0]) if w in ref else "-")
-        vc = "1" if torch_row else ("%.2f" % (ref[w][1] / c) if w in ref else "-")
+        torch_row, k = name.startswith("PyTorch"), key(name, w)
+        vs = "1" if torch_row else ("%.2f" % (r / ref[k][0]) if k in ref else "-")
+        vc = "1" if torch_row else ("%.2f" % (ref[k][1] / c) if k in ref else "-")
         lines.append("| %s | %d | %.1f | %.1f | %s | %.1f | %s |" % (name, w, r, r / net, vs, c, vc))
     lines.append("")
     lines.append("Network training throughput: %.2f clips/s (%s)." % (net, net_src))

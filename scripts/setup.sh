@@ -11,5 +11,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     libdnnl-dev \
     libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg \
     libjpeg62-turbo-dev libpng-dev libzip-dev libjansson-dev \
-    python3 python3-numpy python3-torch python3-torchvision python3-pil libopenblas0-pthread \
+    python3 python3-numpy python3-torch python3-torchvision python3-pil python3-av libopenblas0-pthread \
     >/dev/null

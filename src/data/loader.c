@@ -66,6 +66,7 @@ typedef struct worker {
     struct st3d_loader *L;      /* owner */
     pthread_t thread;           /* its thread */
     st3d_image *frames;         /* decoded frames of the clip (sample_duration) */
+    st3d_rect *rects;           /* frame folders: the part of each picture in frames */
     uint8_t **fptr;             /* frames[t].data, where video frames are decoded to */
     int64_t *tidx;              /* frame numbers of the item's clips */
     int64_t tidx_cap;           /* entries at tidx */
@@ -227,7 +228,7 @@ void st3d_loader_free(st3d_loader *L) {
             worker *w = &L->workers[i];
             for (int k = 0; w->frames && k < L->p.sample_duration; k++)
                 st3d_image_release(&w->frames[k]);
-            free(w->frames), free(w->fptr), free(w->tidx);
+            free(w->frames), free(w->fptr), free(w->rects), free(w->tidx);
             st3d_spatial_work_free(&w->sw);
             for (int k = 0; k < OPEN_VIDEOS; k++)
                 st3d_video_free(w->open[k].v), free(w->open[k].path);
@@ -344,6 +345,7 @@ nomem:
 static int worker_frames(worker *w, int T, st3d_error *err) {
     if (!w->frames && !(w->frames = st3d_calloc((size_t)T, sizeof *w->frames, err))) return -1;
     if (!w->fptr && !(w->fptr = st3d_calloc((size_t)T, sizeof *w->fptr, err))) return -1;
+    if (!w->rects && !(w->rects = st3d_calloc((size_t)T, sizeof *w->rects, err))) return -1;
     return 0;
 }
 
@@ -399,10 +401,23 @@ static void keep_video(worker *w, const char *path, st3d_video *v) {
         }
 }
 
+/* A frame folder's picture number f of sample s: its path, or why not. */
+static int frame_file(char *path, size_t cap, const st3d_sample_info *s, int64_t f,
+                      st3d_error *err) {
+    if (st3d_frame_path(path, cap, s->path, f) != 0)
+        return st3d_fail(err, ST3D_ERR_INVALID, "%s: path too long", s->path);
+    if (!st3d_is_file(path)) /* say which frame of which segment is missing */
+        return st3d_fail(err, ST3D_ERR_IO, "%s: missing frame %lld of the segment [%lld, %lld)",
+                         path, (long long)f, (long long)s->begin, (long long)s->end);
+    return 0;
+}
+
 /* Decodes the frames numbered fr[0..T) of sample s into w->frames; last: 1
- * when no later clip of this video follows (videos only). */
+ * when no later clip of this video follows (videos only).  From a frame
+ * folder only the rectangle `want` of each w x h picture (want.w == 0: all)
+ * is decoded, into w->rects[t]; a picture of another size is an error. */
 static int load_frames(worker *w, const st3d_sample_info *s, int folder, st3d_video **vid,
-                       const int64_t *fr, int T, int last, st3d_error *err) {
+                       const int64_t *fr, int T, int last, st3d_rect want, st3d_error *err) {
     if (folder) {
         char path[4200];
         for (int t = 0; t < T; t++) {
@@ -413,17 +428,15 @@ static int load_frames(worker *w, const st3d_sample_info *s, int folder, st3d_vi
                 st3d_image *d = &w->frames[t], *o = &w->frames[dup];
                 if (st3d_image_reserve(d, o->width, o->height, err) != 0) return -1;
                 memcpy(d->data, o->data, (size_t)o->width * o->height * 3);
+                w->rects[t] = w->rects[dup];
                 continue;
             }
-            if (st3d_frame_path(path, sizeof path, s->path, fr[t]) != 0)
-                return st3d_fail(err, ST3D_ERR_INVALID, "%s: path too long", s->path);
-            if (st3d_jpeg_read(path, &w->frames[t], err) != 0) {
-                if (!st3d_is_file(path)) /* say which frame of which segment is missing */
-                    return st3d_fail(err, ST3D_ERR_IO,
-                                     "%s: missing frame %lld of the segment [%lld, %lld)", path,
-                                     (long long)fr[t], (long long)s->begin, (long long)s->end);
-                return -1;
-            }
+            if (frame_file(path, sizeof path, s, fr[t], err) != 0) return -1;
+            if (st3d_jpeg_read_rect(path, want, &w->frames[t], &w->rects[t], err) != 0) return -1;
+            if (w->rects[t].full_w != want.full_w || w->rects[t].full_h != want.full_h)
+                return st3d_fail(err, ST3D_ERR_FORMAT, "%s: picture is %dx%d, frame %lld of the "
+                                 "clip %dx%d", path, w->rects[t].full_w, w->rects[t].full_h,
+                                 (long long)fr[0], want.full_w, want.full_h);
         }
         return 0;
     }
@@ -469,17 +482,32 @@ static int run_item(worker *w, int64_t k, int64_t epoch, st3d_error *err) {
         if (b >= L->n_batches) break; /* dropped by drop_last */
         int r = (int)(b % L->R);
         const int64_t *fr = w->tidx + (fc + c) * T;
-        if ((rc = load_frames(w, &s, folder, &vid, fr, T, fc + c + 1 == all, err)) != 0) break;
         st3d_rng srng = st3d_rng_for(L->p.seed, (uint64_t)epoch, (uint64_t)L->pos[k],
                                      (uint64_t)(fc + c) + 1);
         st3d_spatial_choice ch;
-        st3d_spatial_draw(&L->scfg, w->frames[0].width, w->frames[0].height, &srng, &ch);
+        st3d_rect want = {0};
+        if (folder) { /* the crop first, from the first frame's header: decode only it */
+            char path[4200];
+            if ((rc = frame_file(path, sizeof path, &s, fr[0], err)) != 0 ||
+                (rc = st3d_jpeg_size(path, &want.full_w, &want.full_h, err)) != 0)
+                break;
+            st3d_spatial_draw(&L->scfg, want.full_w, want.full_h, &srng, &ch);
+            if (L->scfg.crop != ST3D_SCROP_CENTER)
+                want.x = ch.crop_x, want.y = ch.crop_y, want.w = ch.crop_w, want.h = ch.crop_h;
+        }
+        if ((rc = load_frames(w, &s, folder, &vid, fr, T, fc + c + 1 == all, want, err)) != 0)
+            break;
+        if (!folder)
+            st3d_spatial_draw(&L->scfg, w->frames[0].width, w->frames[0].height, &srng, &ch);
         float *dst = L->buf[r] + slot_i * L->clip_floats;
         int64_t plane = (int64_t)T * L->p.sample_size * L->p.sample_size;
-        for (int t = 0; t < T && rc == 0; t++)
-            rc = st3d_spatial_apply(&L->scfg, &ch, &w->frames[t], &w->sw,
+        for (int t = 0; t < T && rc == 0; t++) {
+            st3d_spatial_choice cht = ch; /* in the decoded rectangle's coordinates */
+            if (folder) cht.crop_x -= w->rects[t].x, cht.crop_y -= w->rects[t].y;
+            rc = st3d_spatial_apply(&L->scfg, &cht, &w->frames[t], &w->sw,
                                     dst + (int64_t)t * L->p.sample_size * L->p.sample_size, plane,
                                     err);
+        }
         if (rc != 0) {
             char msg[sizeof err->msg];
             snprintf(msg, sizeof msg, "%s", err->msg);

@@ -130,7 +130,7 @@ void st3d_spatial_draw(const st3d_spatial_cfg *cfg, int w, int h, st3d_rng *rng,
 }
 
 void st3d_spatial_work_free(st3d_spatial_work *w) {
-    free(w->bx), free(w->by), free(w->wx), free(w->wy), free(w->tmp), free(w->out);
+    free(w->bx), free(w->by), free(w->wx), free(w->wy), free(w->tmp), free(w->out), free(w->acc);
     memset(w, 0, sizeof *w);
 }
 
@@ -230,6 +230,12 @@ int st3d_resize_pil_bilinear(const uint8_t *src, int src_w, int src_h, size_t sr
     } else {
         cx0 = wx;
     }
+    if (need_v && (size_t)ww * 3 > w->acc_cap) {
+        int32_t *p = st3d_malloc((size_t)ww * 3 * sizeof *p, err);
+        if (!p) return -1;
+        free(w->acc);
+        w->acc = p, w->acc_cap = (size_t)ww * 3;
+    }
     for (int yy = 0; yy < wh; yy++) {
         uint8_t *out = dst + (size_t)yy * ww * 3;
         if (!need_v) {
@@ -237,14 +243,18 @@ int st3d_resize_pil_bilinear(const uint8_t *src, int src_w, int src_h, size_t sr
                    (size_t)ww * 3);
             continue;
         }
-        int ymin = w->by[2 * (wy + yy)] - y0, yn = w->by[2 * (wy + yy) + 1];
+        /* a row at a time over the taps, so the inner loops run along the
+         * row (vectorized); the integer sums are Pillow's, in any order */
+        int ymin = w->by[2 * (wy + yy)] - y0, yn = w->by[2 * (wy + yy) + 1], n = ww * 3;
         const int32_t *k = w->wy + (size_t)(wy + yy) * w->ky;
-        for (int xx = 0; xx < ww * 3; xx++) {
-            int s = 1 << (PREC_BITS - 1);
-            const uint8_t *p = rows + (size_t)ymin * rows_stride + (size_t)cx0 * 3 + xx;
-            for (int y = 0; y < yn; y++, p += rows_stride) s += *p * k[y];
-            out[xx] = clip8(s);
+        int32_t *acc = w->acc;
+        for (int i = 0; i < n; i++) acc[i] = 1 << (PREC_BITS - 1);
+        for (int y = 0; y < yn; y++) {
+            const uint8_t *p = rows + (size_t)(ymin + y) * rows_stride + (size_t)cx0 * 3;
+            int32_t ky = k[y];
+            for (int i = 0; i < n; i++) acc[i] += p[i] * ky;
         }
+        for (int i = 0; i < n; i++) out[i] = clip8(acc[i]);
     }
     return 0;
 }

@@ -74,17 +74,31 @@ static void on_emit_message(j_common_ptr cinfo, int level) {
 
 static void on_output_message(j_common_ptr cinfo) { (void)cinfo; }
 
-int st3d_jpeg_read(const char *path, st3d_image *img, st3d_error *err) {
+/* Routes a decompressor's errors and warnings to je (before creating it). */
+static void attach_jerr(struct jpeg_decompress_struct *cinfo, jerr *je) {
+    memset(je, 0, sizeof *je);
+    cinfo->err = jpeg_std_error(&je->mgr);
+    je->mgr.error_exit = on_error_exit;
+    je->mgr.emit_message = on_emit_message;
+    je->mgr.output_message = on_output_message;
+}
+
+/* Columns and rows decoded beyond a requested rectangle.  libjpeg's fancy
+ * upsampling reads one chroma sample on each side of a pixel (two pixels at
+ * 2x subsampling, four at 4x); a margin of 16 keeps every requested pixel
+ * that far from where a cropped or skipped decode starts or stops, so its
+ * value is the one a full decode gives (tests/data/test_transforms.py checks
+ * cropped clips against PIL's full decode). */
+#define RECT_MARGIN 16
+
+int st3d_jpeg_read_rect(const char *path, st3d_rect want, st3d_image *img, st3d_rect *got,
+                        st3d_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f)
         return st3d_fail(err, ST3D_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct jpeg_decompress_struct cinfo;
     jerr je;
-    memset(&je, 0, sizeof je);
-    cinfo.err = jpeg_std_error(&je.mgr);
-    je.mgr.error_exit = on_error_exit;
-    je.mgr.emit_message = on_emit_message;
-    je.mgr.output_message = on_output_message;
+    attach_jerr(&cinfo, &je);
     /* volatile: modified between setjmp and a possible longjmp */
     uint8_t *volatile row_tmp = NULL;
     if (setjmp(je.back)) {
@@ -96,17 +110,37 @@ int st3d_jpeg_read(const char *path, st3d_image *img, st3d_error *err) {
     jpeg_create_decompress(&cinfo);
     jpeg_stdio_src(&cinfo, f);
     jpeg_read_header(&cinfo, TRUE);
-    if ((int64_t)cinfo.image_width * cinfo.image_height > ST3D_MAX_PIXELS) {
-        unsigned w = cinfo.image_width, h = cinfo.image_height;
+    int full_w = (int)cinfo.image_width, full_h = (int)cinfo.image_height;
+    if ((int64_t)full_w * full_h > ST3D_MAX_PIXELS) {
         jpeg_destroy_decompress(&cinfo);
         fclose(f);
-        return st3d_fail(err, ST3D_ERR_FORMAT, "%s: header declares %ux%u pixels, refusing", path,
-                         w, h);
+        return st3d_fail(err, ST3D_ERR_FORMAT, "%s: header declares %dx%d pixels, refusing", path,
+                         full_w, full_h);
+    }
+    /* rows [y0, y1) and columns [x0, x0 + w) to decode: the request widened
+     * by the margin, clipped to the picture; everything when want.w == 0 */
+    int x0 = 0, y0 = 0, x1 = full_w, y1 = full_h;
+    if (want.w > 0 && want.h > 0) {
+        x0 = want.x - RECT_MARGIN, y0 = want.y - RECT_MARGIN;
+        x1 = want.x + want.w + RECT_MARGIN, y1 = want.y + want.h + RECT_MARGIN;
+        x0 = x0 < 0 ? 0 : x0, y0 = y0 < 0 ? 0 : y0;
+        x1 = x1 > full_w ? full_w : x1, y1 = y1 > full_h ? full_h : y1;
+        if (x0 >= x1 || y0 >= y1) {
+            jpeg_destroy_decompress(&cinfo);
+            fclose(f);
+            return st3d_fail(err, ST3D_ERR_INVALID, "%s: region %dx%d+%d+%d is outside the %dx%d "
+                             "picture", path, want.w, want.h, want.x, want.y, full_w, full_h);
+        }
     }
     int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
     cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
     jpeg_start_decompress(&cinfo);
-    int w = (int)cinfo.output_width, h = (int)cinfo.output_height;
+    if (x0 > 0 || x1 < full_w) { /* libjpeg-turbo widens this to whole iMCU columns */
+        JDIMENSION cx = (JDIMENSION)x0, cw = (JDIMENSION)(x1 - x0);
+        jpeg_crop_scanline(&cinfo, &cx, &cw);
+        x0 = (int)cx;
+    }
+    int w = (int)cinfo.output_width, h = y1 - y0;
     if (st3d_image_reserve(img, w, h, err) != 0) {
         jpeg_destroy_decompress(&cinfo);
         fclose(f);
@@ -116,24 +150,60 @@ int st3d_jpeg_read(const char *path, st3d_image *img, st3d_error *err) {
         row_tmp = malloc((size_t)w * 4);
         if (!row_tmp) longjmp(je.back, 1);
     }
-    while (cinfo.output_scanline < cinfo.output_height) {
-        uint8_t *row = img->data + (size_t)cinfo.output_scanline * w * 3;
-        JSAMPROW rp = cmyk ? row_tmp : row;
-        jpeg_read_scanlines(&cinfo, &rp, 1);
-        if (cmyk) /* Adobe's inverted CMYK, as PIL's CMYK -> RGB */
+    /* rows above are entropy-decoded only; rows below are not read at all */
+    if (y0 > 0 && (int)jpeg_skip_scanlines(&cinfo, (JDIMENSION)y0) != y0) je.truncated = 1;
+    while (!je.truncated && (int)cinfo.output_scanline < y1) {
+        /* up to 8 rows per call (one per call for CMYK, through row_tmp) */
+        int at = (int)cinfo.output_scanline - y0, n = cmyk ? 1 : y1 - y0 - at;
+        JSAMPROW rp[8];
+        n = n > 8 ? 8 : n;
+        for (int r = 0; r < n; r++) rp[r] = img->data + (size_t)(at + r) * w * 3;
+        if (cmyk) rp[0] = row_tmp;
+        if (jpeg_read_scanlines(&cinfo, rp, (JDIMENSION)n) == 0) je.truncated = 1;
+        if (cmyk && !je.truncated) { /* Adobe's inverted CMYK, as PIL's CMYK -> RGB */
+            uint8_t *row = img->data + (size_t)at * w * 3;
             for (int x = 0; x < w; x++) {
                 const uint8_t *c = row_tmp + 4 * x;
                 for (int k = 0; k < 3; k++) row[3 * x + k] = (uint8_t)((c[k] * c[3] + 127) / 255);
             }
-        if (je.truncated) break;
+        }
     }
-    if (!je.truncated) jpeg_finish_decompress(&cinfo);
+    if (!je.truncated && y1 == full_h) jpeg_finish_decompress(&cinfo);
+    else jpeg_abort_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
     fclose(f);
     free(row_tmp);
     if (je.truncated)
         return st3d_fail(err, ST3D_ERR_FORMAT, "%s: truncated JPEG (premature end of data)", path);
+    if (got) got->x = x0, got->y = y0, got->w = w, got->h = h, got->full_w = full_w,
+             got->full_h = full_h;
     return 0;
+}
+
+int st3d_jpeg_size(const char *path, int *w, int *h, st3d_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return st3d_fail(err, ST3D_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct jpeg_decompress_struct cinfo;
+    jerr je;
+    attach_jerr(&cinfo, &je);
+    if (setjmp(je.back)) {
+        jpeg_destroy_decompress(&cinfo);
+        fclose(f);
+        return st3d_fail(err, ST3D_ERR_FORMAT, "%s: not a readable JPEG (%s)", path, je.msg);
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_stdio_src(&cinfo, f);
+    jpeg_read_header(&cinfo, TRUE);
+    *w = (int)cinfo.image_width, *h = (int)cinfo.image_height;
+    jpeg_destroy_decompress(&cinfo);
+    fclose(f);
+    return 0;
+}
+
+int st3d_jpeg_read(const char *path, st3d_image *img, st3d_error *err) {
+    st3d_rect all = {0};
+    return st3d_jpeg_read_rect(path, all, img, NULL, err);
 }
 
 /* What write_jpeg_cb encodes. */

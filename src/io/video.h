@@ -38,6 +38,27 @@ void st3d_image_release(st3d_image *img);
  * converted.  A truncated file is an error, as in PIL. */
 int st3d_jpeg_read(const char *path, st3d_image *img, st3d_error *err);
 
+/* A rectangle of a picture, in the picture's pixel coordinates, and the
+ * picture's size. */
+typedef struct st3d_rect {
+    int x, y;           /* top-left corner */
+    int w, h;           /* width and height (w == 0: the whole picture) */
+    int full_w, full_h; /* the picture's width and height (set by readers) */
+} st3d_rect;
+
+/* st3d_jpeg_read of the part of a picture a crop needs: decodes at least the
+ * rectangle `want` (want.w == 0: all of it), skipping the columns and rows
+ * libjpeg-turbo can skip (jpeg_crop_scanline, jpeg_skip_scanlines; rows below
+ * are not read).  img receives the rectangle *got of the picture (a superset
+ * of want, clipped to the picture; got->full_w/full_h: its size), with the
+ * pixels a full decode gives.  Truncation past the last decoded row goes
+ * unnoticed: no pixel of it is used. */
+int st3d_jpeg_read_rect(const char *path, st3d_rect want, st3d_image *img, st3d_rect *got,
+                        st3d_error *err);
+
+/* Width and height a JPEG file's header declares (nothing is decoded). */
+int st3d_jpeg_size(const char *path, int *w, int *h, st3d_error *err);
+
 /* Encodes an RGB picture (h x w x 3) as a baseline JPEG at quality 1..100
  * (not atomic by itself: st3d extract-frames writes a whole folder under a
  * temporary name and renames it when complete). */

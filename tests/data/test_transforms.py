@@ -105,8 +105,11 @@ MEANS = {"kinetics": ([0.4345, 0.4051, 0.3775], [0.2768, 0.2713, 0.2737]),
          "0.5": ([0.5] * 3, [0.5] * 3)}
 
 
-def make_folder(d, w, h, n, seed):
-    """n JPEG frames of smooth gradients plus noise (so resampling shows)."""
+def make_folder(d, w, h, n, seed, **save):
+    """n JPEG frames of smooth gradients plus noise (so resampling shows);
+    save: PIL's JPEG options (subsampling, progressive) and mode="L" for
+    grayscale files."""
+    mode = save.pop("mode", "RGB")
     d.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w]
@@ -114,7 +117,7 @@ def make_folder(d, w, h, n, seed):
         base = np.stack([(xx * 255 // max(w - 1, 1) + 7 * i) % 256, (yy * 255 // max(h - 1, 1)),
                          ((xx + yy) * 3 + 11 * i) % 256], -1).astype(np.int32)
         img = np.clip(base + rng.integers(-40, 41, base.shape), 0, 255).astype(np.uint8)
-        Image.fromarray(img).save(d / ("image_%05d.jpg" % i), quality=90)
+        Image.fromarray(img).convert(mode).save(d / ("image_%05d.jpg" % i), quality=90, **save)
 
 
 def corner_candidates(w, h):
@@ -225,6 +228,16 @@ def main():
             make_folder(root / "videos" / label / vid, w, h, n, i)
             db[vid] = {"subset": "training" if i < 6 else "validation",
                        "annotations": {"label": label, "segment": [1, n + 1]}}
+        # larger pictures in every JPEG layout PIL writes: st3d decodes only
+        # the crop's part of each (libjpeg-turbo's cropped and skipped
+        # decoding), which must give the full decode's pixels
+        layouts = [(320, 240, {"subsampling": 0}), (240, 320, {"subsampling": 1}),
+                   (330, 250, {"subsampling": 2}), (300, 200, {"progressive": True}),
+                   (256, 192, {"mode": "L"})]
+        for i, (w, h, save) in enumerate(layouts, start=len(sizes) * 2):
+            label, vid = "class%d" % (i % 2), "v%02d" % i
+            make_folder(root / "videos" / label / vid, w, h, 10, i, **save)
+            db[vid] = {"subset": "training", "annotations": {"label": label, "segment": [1, 11]}}
         ann = root / "ann.json"
         json.dump({"labels": ["class0", "class1"], "database": db}, open(ann, "w"))
         spatial_case("corner", root, ann, {"size": 56, "crop": "corner", "t": "random",

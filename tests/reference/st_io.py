@@ -113,7 +113,6 @@ def load(path):
 
 def state_dict_to_numpy(sd):
     """torch state_dict -> OrderedDict of numpy arrays (float32, int64 counters)."""
-    import torch
     out = OrderedDict()
     for k, v in sd.items():
         v = v.detach().cpu()

@@ -165,29 +165,110 @@ def torch_forward(model, x):
     return y.double().numpy(), f.double().numpy()
 
 
+# max-pool windows whose two largest inputs are this close (relative) count as
+# near-ties: st3d's conv1 + BN output differs from PyTorch's by ~1e-6 relative
+# (a 1029-term float32 dot product, normalised), so a gap of 1e-5 covers it
+# with margin; at the test sizes that is a handful of windows per step.
+TIE_REL_GAP = 1e-5
+
+
 def torch_train(model, x, labels, steps, lr, momentum, wd, dampening, nesterov):
-    """K SGD steps; returns (losses, state_dict, grads of the last step, scales).
+    """K SGD steps; returns (losses, state_dict, grads of the last step, scales,
+    allowance).
     scales[parameter name] = largest entry of the gradient computed with the
-    absolute values of its terms (last step), see _scale_hooks."""
+    absolute values of its terms (last step), see _scale_hooks.
+    allowance = {"grad": {name: tensor}, "param": {name: tensor}, "ties": n}:
+    how much the stem's gradients (conv1, bn1), and through the SGD steps its
+    parameters, would change if the max pool routed the gradient of its
+    near-tie windows to the runner-up element, see _tie_effect."""
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
                           dampening=dampening, weight_decay=wd, nesterov=nesterov)
     losses = []
     scales = {}
+    effects = []
+    ties = 0
     for step in range(steps):
         hooks = []
         if step == steps - 1:
             hooks = _scale_hooks(model, scales)
+        pool = {}
+
+        def pool_hook(mod, inp, out, pool=pool):
+            pool["x"] = inp[0].detach()
+            if out.requires_grad:
+                out.register_hook(lambda g: pool.update(g=g.detach()))
+
+        if not model.no_max_pool:
+            hooks.append(model.maxpool.register_forward_hook(pool_hook))
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(x), labels)
         loss.backward()
         for h in hooks:
             h.remove()
+        eff, n = _tie_effect(model, x, pool) if pool else ({}, 0)
+        effects.append(eff)
+        ties += n
         opt.step()
         losses.append(float(loss.detach()))
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     grads = {k: p.grad.detach().clone() for k, p in model.named_parameters()}
-    return losses, state, grads, scales
+    # SGD (dampening 0): the step-s gradient enters p_K with weight
+    # lr * (1 + m + ... + m^(K-s))
+    allow = {"grad": effects[-1] if effects else {}, "param": {}, "ties": ties}
+    for s_, eff in enumerate(effects):
+        c = lr * sum(momentum ** j for j in range(steps - s_))
+        for k, e in eff.items():
+            allow["param"][k] = allow["param"].get(k, 0) + c * e
+    return losses, state, grads, scales, allow
+
+
+def _tie_effect(model, x, pool):
+    """Max pooling picks the largest of 27 inputs; where the two largest are
+    within TIE_REL_GAP of each other (relative), float32 rounding decides which
+    one receives the gradient, and a correct implementation may pick the other.
+    For each such window, the change of the stem parameters' gradients that
+    routing its incoming gradient to the runner-up would make is computed (a
+    vector-Jacobian product through conv1 + bn1 + relu, BN in train mode); the
+    sum of their absolute values is returned per parameter."""
+    s_in, g_out = pool["x"], pool.get("g")
+    if g_out is None:
+        return {}, 0
+    n, c, d, h, w = s_in.shape
+    neg = torch.finfo(s_in.dtype).min
+    pad = F.pad(s_in, (1, 1, 1, 1, 1, 1), value=neg)
+    pos = F.pad(torch.arange(d * h * w, dtype=torch.float64).reshape(1, 1, d, h, w),
+                (1, 1, 1, 1, 1, 1), value=-1.0).expand(n, c, -1, -1, -1)
+    win = pad.unfold(2, 3, 2).unfold(3, 3, 2).unfold(4, 3, 2)
+    wpos = pos.unfold(2, 3, 2).unfold(3, 3, 2).unfold(4, 3, 2)
+    od, oh, ow = win.shape[2:5]
+    win = win.reshape(n, c, od, oh, ow, 27)
+    wpos = wpos.reshape(n, c, od, oh, ow, 27)
+    top, arg = win.topk(2, dim=-1)
+    gap = (top[..., 0] - top[..., 1]) / top[..., 0].abs().clamp_min(1e-30)
+    near = (top[..., 0] > 0) & (gap < TIE_REL_GAP) & (g_out != 0)
+    idx = near.nonzero(as_tuple=False)
+    if idx.numel() == 0:
+        return {}, 0
+    params = {"conv1.weight": model.conv1.weight, "bn1.weight": model.bn1.weight,
+              "bn1.bias": model.bn1.bias}
+    with torch.enable_grad():
+        stem = F.relu(F.batch_norm(model.conv1(x), None, None, model.bn1.weight,
+                                   model.bn1.bias, True, 0.0, model.bn1.eps))
+    total = {k: torch.zeros_like(p) for k, p in params.items()}
+    for t in idx.tolist():
+        ni, ci, a, b, e = t
+        p1 = int(wpos[ni, ci, a, b, e, arg[ni, ci, a, b, e, 0]])
+        p2 = int(wpos[ni, ci, a, b, e, arg[ni, ci, a, b, e, 1]])
+        delta = torch.zeros_like(stem)
+        flat = delta.view(n, c, -1)
+        gv = g_out[ni, ci, a, b, e]
+        flat[ni, ci, p1] -= gv
+        flat[ni, ci, p2] += gv
+        gs = torch.autograd.grad(stem, list(params.values()), delta, retain_graph=True)
+        for k, gk in zip(params, gs):
+            total[k] += gk.detach().abs()
+    return total, int(idx.shape[0])
 
 
 def _scale_hooks(model, scales):
@@ -244,7 +325,13 @@ def as64(t):
     return np.asarray(t.detach().double().numpy() if torch.is_tensor(t) else t, dtype=np.float64)
 
 
-def update_err(a, b, p0):
+def _excess(a, b, slack):
+    """|a - b| less the elementwise slack (max-pool near-ties), not below 0."""
+    d = np.abs(a - b)
+    return d if slack is None else np.maximum(d - as64(slack), 0.0)
+
+
+def update_err(a, b, p0, slack=None):
     """max|(a-p0) - (b-p0)| / (max|b-p0| + 1e-3 max|p0|)."""
     a, b, p0 = as64(a), as64(b), as64(p0)
     if a.shape != b.shape:
@@ -252,20 +339,20 @@ def update_err(a, b, p0):
     if a.size == 0:
         return 0.0
     den = np.max(np.abs(b - p0)) + 1e-3 * np.max(np.abs(p0)) + 1e-30
-    return float(np.max(np.abs(a - b)) / den)
+    return float(np.max(_excess(a, b, slack)) / den)
 
 
-def grad_err(a, b, floor):
+def grad_err(a, b, floor, slack=None):
     """max|a - b| / (max|b| + floor)."""
     a, b = as64(a), as64(b)
     if a.shape != b.shape:
         return float("inf")
     if a.size == 0:
         return 0.0
-    return float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + floor + 1e-30))
+    return float(np.max(_excess(a, b, slack)) / (np.max(np.abs(b)) + floor + 1e-30))
 
 
-def train_errors(losses, state, grads, rl, rs, rg, init, scales):
+def train_errors(losses, state, grads, rl, rs, rg, init, scales, allow):
     """Yields (kind, key, err) of a training result vs a reference one
     (state / grads as dicts of arrays or tensors)."""
     for i, (a, b) in enumerate(zip(losses, rl)):
@@ -275,12 +362,18 @@ def train_errors(losses, state, grads, rl, rs, rg, init, scales):
         if k not in state or k.endswith("num_batches_tracked"):
             continue
         kind = "stat" if "running_" in k else "param"
-        yield kind, k, common.rel_err(as64(state[k]), as64(rv))
+        slack = allow["param"].get(k)
+        a, b = as64(state[k]), as64(rv)
+        if a.shape != b.shape:
+            yield kind, k, float("inf")
+            continue
+        yield kind, k, float(np.max(_excess(a, b, slack)) / (np.max(np.abs(b)) + 1e-30))
         yield ("update" if kind == "param" else "stat"), k + " (change)", \
-            update_err(state[k], rv, init[k])
+            update_err(state[k], rv, init[k], slack)
     for k, rv in rg.items():
         if k in grads:
-            yield "grad", k, grad_err(grads[k], rv, GRAD_FLOOR * scales.get(k, G))
+            yield "grad", k, grad_err(grads[k], rv, GRAD_FLOOR * scales.get(k, G),
+                                      allow["grad"].get(k))
 
 
 def run_case(case, args, tmp):
@@ -353,10 +446,17 @@ def run_case(case, args, tmp):
         lr = case_lr(model, x, args.lr)
         hp = dict(steps=args.steps, lr=lr, momentum=0.9, wd=1e-3, dampening=0.0,
                   nesterov=False)
-        rl, rs, rg, scales = torch_train(copy.deepcopy(model), x, labels, **hp)
+        rl, rs, rg, scales, allow = torch_train(copy.deepcopy(model), x, labels, **hp)
+        if allow["ties"]:
+            worst = max(float(v.max()) / (float(rg[k].abs().max()) + 1e-30)
+                        for k, v in allow["grad"].items()) if allow["grad"] else 0.0
+            res.notes.append("(reference: %d max-pool window(s) with near-tied maxima over the "
+                             "%d steps; the stem's gradients get up to %.2g of their max as "
+                             "slack, its parameters the matching SGD share)"
+                             % (allow["ties"], args.steps, worst))
         if args.f64:
-            l64, s64, g64, _ = torch_train(copy.deepcopy(model).double(), x.double(), labels, **hp)
-            for kind, _, e in train_errors(rl, rs, rg, l64, s64, g64, init, scales):
+            l64, s64, g64, _, _ = torch_train(copy.deepcopy(model).double(), x.double(), labels, **hp)
+            for kind, _, e in train_errors(rl, rs, rg, l64, s64, g64, init, scales, allow):
                 res.note_noise(kind, e)
         del model
         res.secs[0] += time.time() - t0
@@ -405,7 +505,7 @@ def run_case(case, args, tmp):
                 for i, (a, b) in enumerate(zip(got, rl)):
                     res.check("loss", "step %d" % (i + 1), abs(a - b) / abs(b), args.tol_loss)
             if out and grads:
-                for kind, key, e in train_errors([], out, grads, [], rs, rg, init, scales):
+                for kind, key, e in train_errors([], out, grads, [], rs, rg, init, scales, allow):
                     res.check(kind, key, e, args.tol_train)
     return res
 
