@@ -185,6 +185,11 @@ typedef struct st3d_model st3d_model;
  * fan_out convs, unit batch norms, PyTorch's default Linear init), drawn
  * from `seed`. */
 st3d_model *st3d_model_new(const st3d_model_params *params, uint64_t seed, st3d_error *err);
+/* The network with every parameter and statistic zero, nothing drawn: for
+ * st3d_model_load of a complete checkpoint (which writes them all) and for
+ * describing a network.  Memory is taken only as values are written, so
+ * this is instant and small even for ResNet-200. */
+st3d_model *st3d_model_new_blank(const st3d_model_params *params, st3d_error *err);
 void st3d_model_free(st3d_model *model);
 const st3d_model_params *st3d_model_get_params(const st3d_model *model);
 

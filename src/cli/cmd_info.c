@@ -68,7 +68,7 @@ static int info_file(const char *path) {
         rc = cli_errorf("%s: %s", path, err.msg);
     } else {
         print_params(&p);
-        st3d_model *m = st3d_model_new(&p, 0, &err);
+        st3d_model *m = st3d_model_new_blank(&p, &err);
         if (!m || st3d_model_load(m, map, path, &err) != 0)
             rc = cli_errorf("%s (while loading it as the network above)", err.msg);
         else
@@ -113,7 +113,7 @@ int cmd_info(int argc, char **argv) {
     if (file) return info_file(file);
     const st3d_model_params p = cm.p;
     st3d_error err = {0};
-    st3d_model *m = st3d_model_new(&p, 0, &err);
+    st3d_model *m = st3d_model_new_blank(&p, &err);
     if (!m) return cli_error(&err);
     int64_t dhw[3] = {duration, size, size};
     printf("%s-%d, %d classes, input %d x %d x %d x %d\n\n", p.model, p.model_depth, p.n_classes,

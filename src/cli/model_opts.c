@@ -98,7 +98,9 @@ int cli_model_open(cli_model *cm, uint64_t seed, st3d_model **out) {
     st3d_error err = {0};
     if (cm->weights && cm->pretrain)
         return cli_errorf("give either --weights or --pretrain-path, not both");
-    st3d_model *m = st3d_model_new(&cm->p, seed, &err);
+    /* a complete checkpoint overwrites every value: nothing to draw first */
+    st3d_model *m = cm->map && !cm->pretrain ? st3d_model_new_blank(&cm->p, &err)
+                                             : st3d_model_new(&cm->p, seed, &err);
     if (!m) return cli_error(&err);
     int rc = 0;
     if (cm->map && cm->pretrain) {

@@ -103,19 +103,26 @@ static int build_network(st3d_model *m, st3d_error *err) {
                      m->p.model);
 }
 
-st3d_model *st3d_model_new(const st3d_model_params *params, uint64_t seed, st3d_error *err) {
+/* The network of params; its parameters drawn from seed when init is 1,
+ * else zero.  Buffers that start at zero come from calloc, which hands out
+ * fresh pages untouched: the gradients of a network that never trains, and
+ * the values of a blank one until st3d_model_load writes them, cost no
+ * memory and no time. */
+static st3d_model *model_create(const st3d_model_params *params, uint64_t seed, int init,
+                                st3d_error *err) {
     st3d_model *m = st3d_calloc(1, sizeof *m, err);
     if (!m) return NULL;
     m->p = *params;
     m->logits_node = m->features_node = -1;
     if (build_network(m, err) != 0) goto fail;
-    m->params = st3d_aligned_alloc(sizeof(float) * (size_t)m->n_params, err);
-    m->grads = m->params ? st3d_aligned_alloc(sizeof(float) * (size_t)m->n_params, err) : NULL;
-    m->stats = m->grads ? st3d_aligned_alloc(sizeof(float) * (size_t)(m->n_stats + 1), err) : NULL;
+    size_t np = (size_t)m->n_params, ns = (size_t)m->n_stats + 1;
+    m->params = init ? st3d_aligned_alloc(sizeof(float) * np, err) : st3d_calloc(np, sizeof(float), err);
+    m->grads = m->params ? st3d_calloc(np, sizeof(float), err) : NULL;
+    m->stats = !m->grads ? NULL : init ? st3d_aligned_alloc(sizeof(float) * ns, err)
+                                       : st3d_calloc(ns, sizeof(float), err);
     m->nbt = m->stats ? st3d_calloc((size_t)m->n_bn + 1, sizeof(int64_t), err) : NULL;
     if (!m->nbt) goto fail;
-    memset(m->grads, 0, sizeof(float) * (size_t)m->n_params);
-    init_params(m, seed);
+    if (init) init_params(m, seed);
     if (dnnl_engine_create(&m->eng, dnnl_cpu, 0) != dnnl_success ||
         dnnl_stream_create(&m->stream, m->eng, dnnl_stream_default_flags) != dnnl_success) {
         st3d_fail(err, ST3D_ERR_BACKEND, "cannot create the oneDNN CPU engine");
@@ -127,15 +134,23 @@ fail:
     return NULL;
 }
 
+st3d_model *st3d_model_new(const st3d_model_params *params, uint64_t seed, st3d_error *err) {
+    return model_create(params, seed, 1, err);
+}
+
+st3d_model *st3d_model_new_blank(const st3d_model_params *params, st3d_error *err) {
+    return model_create(params, 0, 0, err);
+}
+
 void st3d_model_free(st3d_model *m) {
     if (!m) return;
     plan_free(m->infer);
     plan_free(m->train);
     if (m->stream) dnnl_stream_destroy(m->stream);
     if (m->eng) dnnl_engine_destroy(m->eng);
-    st3d_aligned_free(m->params);
-    st3d_aligned_free(m->grads);
-    st3d_aligned_free(m->stats);
+    free(m->params); /* st3d_aligned_alloc's and calloc's alike */
+    free(m->grads);
+    free(m->stats);
     free(m->nbt);
     free(m->nodes);
     free(m->entries);
