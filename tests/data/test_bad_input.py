@@ -76,6 +76,8 @@ with tmpdir() as d:
     folder(root / "b" / "ok2", 6)
     folder(root / "b" / "badjpeg", 6)
     (root / "b" / "badjpeg" / "image_00002.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    folder(root / "b" / "mixed", 8)  # frame 5 of another size than the clip's first
+    Image.fromarray(np.zeros((60, 80, 3), np.uint8)).save(root / "b" / "mixed" / "image_00005.jpg")
     folder(root / "b" / "hugejpeg", 3)
     j = bytearray((root / "b" / "hugejpeg" / "image_00001.jpg").read_bytes())
     k = j.find(b"\xff\xc0")
@@ -89,6 +91,7 @@ with tmpdir() as d:
         "ok2": {"subset": "training", "annotations": {"label": "b", "segment": [1, 7]}},
         "badjpeg": {"subset": "training", "annotations": {"label": "b", "segment": [1, 7]}},
         "hugejpeg": {"subset": "training", "annotations": {"label": "b", "segment": [1, 4]}},
+        "mixed": {"subset": "training", "annotations": {"label": "b", "segment": [1, 9]}},
         "good_v": {"subset": "training", "annotations": {"label": "a", "segment": [1, 26]}},
         "empty_v": {"subset": "training", "annotations": {"label": "a", "segment": [1, 26]}},
         "text_v": {"subset": "training", "annotations": {"label": "a", "segment": [1, 26]}},
@@ -110,10 +113,13 @@ with tmpdir() as d:
         lines = [l for l in open(d / ("out%d" % threads) / "clips.jsonl")]
         ids = sorted({json.loads(l)["video_id"] for l in lines})
         C.check(ids == ["good_v", "ok1", "ok2"], "only the good videos are delivered: %s" % ids)
+        C.check("picture is 80x60, frame 1 of the clip 64x48" in err,
+                "a frame of another size is named with both sizes")
         C.check(len(lines) == 6, "3 good videos x 2 epochs = 6 clips (%d)" % len(lines))
         for bad, what in (("gap/image_00004.jpg", "missing frame"),
                           ("badjpeg/image_00002.jpg", "corrupt JPEG"),
                           ("hugejpeg/image_00001.jpg", "65535x65535 JPEG header"),
+                          ("mixed/image_00005.jpg", "frame of another size"),
                           ("empty_v.mp4", "empty video"), ("text_v.mp4", "text as .mp4"),
                           ("trunc_v.mp4", "truncated video"),
                           ("trunc_fast_v.mp4", "truncated faststart video")):
@@ -122,7 +128,7 @@ with tmpdir() as d:
         C.check("label 'zebra' is not in \"labels\"" in err and str(ann) in err,
                 "unknown label reported naming the annotation file")
         C.check("absent" in err and "no frame folder or video" in err, "missing video reported")
-        C.check(err.count("7 videos skipped") == 2,
+        C.check(err.count("8 videos skipped") == 2,
                 "each epoch ends with the count of skipped videos")
     # malformed JSON
     bad = d / "broken.json"
