@@ -415,10 +415,11 @@ static int frame_file(char *path, size_t cap, const st3d_sample_info *s, int64_t
 /* Decodes the frames numbered fr[0..T) of sample s into w->frames; last: 1
  * when no later clip of this video follows (videos only).  From a frame
  * folder only the rectangle `want` of each w x h picture (want.w == 0: all)
- * is decoded, into w->rects[t]; a picture of another size is an error. */
-static int load_frames(worker *w, const st3d_sample_info *s, int folder, st3d_video **vid,
+ * is decoded, into w->rects[t]; a picture of another size is an error;
+ * first is frame fr[0], already open. */
+static int load_frames(worker *w, const st3d_sample_info *s, st3d_jpeg *first, st3d_video **vid,
                        const int64_t *fr, int T, int last, st3d_rect want, st3d_error *err) {
-    if (folder) {
+    if (first) {
         char path[4200];
         for (int t = 0; t < T; t++) {
             int dup = -1;
@@ -429,6 +430,11 @@ static int load_frames(worker *w, const st3d_sample_info *s, int folder, st3d_vi
                 if (st3d_image_reserve(d, o->width, o->height, err) != 0) return -1;
                 memcpy(d->data, o->data, (size_t)o->width * o->height * 3);
                 w->rects[t] = w->rects[dup];
+                continue;
+            }
+            if (t == 0) {
+                if (st3d_jpeg_decode(first, want, &w->frames[0], &w->rects[0], err) != 0)
+                    return -1;
                 continue;
             }
             if (frame_file(path, sizeof path, s, fr[t], err) != 0) return -1;
@@ -486,17 +492,21 @@ static int run_item(worker *w, int64_t k, int64_t epoch, st3d_error *err) {
                                      (uint64_t)(fc + c) + 1);
         st3d_spatial_choice ch;
         st3d_rect want = {0};
+        st3d_jpeg *first = NULL;
+        char first_path[4200];
         if (folder) { /* the crop first, from the first frame's header: decode only it */
-            char path[4200];
-            if ((rc = frame_file(path, sizeof path, &s, fr[0], err)) != 0 ||
-                (rc = st3d_jpeg_size(path, &want.full_w, &want.full_h, err)) != 0)
+            if ((rc = frame_file(first_path, sizeof first_path, &s, fr[0], err)) != 0) break;
+            if (!(first = st3d_jpeg_open(first_path, &want.full_w, &want.full_h, err))) {
+                rc = -1;
                 break;
+            }
             st3d_spatial_draw(&L->scfg, want.full_w, want.full_h, &srng, &ch);
             if (L->scfg.crop != ST3D_SCROP_CENTER)
                 want.x = ch.crop_x, want.y = ch.crop_y, want.w = ch.crop_w, want.h = ch.crop_h;
         }
-        if ((rc = load_frames(w, &s, folder, &vid, fr, T, fc + c + 1 == all, want, err)) != 0)
-            break;
+        rc = load_frames(w, &s, first, &vid, fr, T, fc + c + 1 == all, want, err);
+        st3d_jpeg_close(first);
+        if (rc != 0) break;
         if (!folder)
             st3d_spatial_draw(&L->scfg, w->frames[0].width, w->frames[0].height, &srng, &ch);
         float *dst = L->buf[r] + slot_i * L->clip_floats;

@@ -91,32 +91,60 @@ static void attach_jerr(struct jpeg_decompress_struct *cinfo, jerr *je) {
  * cropped clips against PIL's full decode). */
 #define RECT_MARGIN 16
 
-int st3d_jpeg_read_rect(const char *path, st3d_rect want, st3d_image *img, st3d_rect *got,
-                        st3d_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return st3d_fail(err, ST3D_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct jpeg_decompress_struct cinfo;
-    jerr je;
-    attach_jerr(&cinfo, &je);
+/* An open JPEG file whose header has been read. */
+struct st3d_jpeg {
+    FILE *f;                             /* the file */
+    const char *path;                    /* its name, for messages (the caller's) */
+    struct jpeg_decompress_struct cinfo; /* libjpeg's decompressor */
+    jerr je;                             /* where its errors go */
+};
+
+void st3d_jpeg_close(st3d_jpeg *j) {
+    if (!j) return;
+    jpeg_destroy_decompress(&j->cinfo); /* safe on a zeroed one too */
+    if (j->f) fclose(j->f);
+    free(j);
+}
+
+st3d_jpeg *st3d_jpeg_open(const char *path, int *width, int *height, st3d_error *err) {
+    st3d_jpeg *j = st3d_calloc(1, sizeof *j, err);
+    if (!j) return NULL;
+    j->path = path;
+    if (!(j->f = fopen(path, "rb"))) {
+        st3d_fail(err, ST3D_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        st3d_jpeg_close(j);
+        return NULL;
+    }
+    attach_jerr(&j->cinfo, &j->je);
+    if (setjmp(j->je.back)) {
+        st3d_fail(err, ST3D_ERR_FORMAT, "%s: not a readable JPEG (%s)", path, j->je.msg);
+        st3d_jpeg_close(j);
+        return NULL;
+    }
+    jpeg_create_decompress(&j->cinfo);
+    jpeg_stdio_src(&j->cinfo, j->f);
+    jpeg_read_header(&j->cinfo, TRUE);
+    int w = (int)j->cinfo.image_width, h = (int)j->cinfo.image_height;
+    if ((int64_t)w * h > ST3D_MAX_PIXELS) {
+        st3d_fail(err, ST3D_ERR_FORMAT, "%s: header declares %dx%d pixels, refusing", path, w, h);
+        st3d_jpeg_close(j);
+        return NULL;
+    }
+    *width = w, *height = h;
+    return j;
+}
+
+int st3d_jpeg_decode(st3d_jpeg *j, st3d_rect want, st3d_image *img, st3d_rect *got,
+                     st3d_error *err) {
+    struct jpeg_decompress_struct *cinfo = &j->cinfo;
+    const char *path = j->path;
     /* volatile: modified between setjmp and a possible longjmp */
     uint8_t *volatile row_tmp = NULL;
-    if (setjmp(je.back)) {
-        jpeg_destroy_decompress(&cinfo);
-        fclose(f);
+    if (setjmp(j->je.back)) {
         free(row_tmp);
-        return st3d_fail(err, ST3D_ERR_FORMAT, "%s: not a readable JPEG (%s)", path, je.msg);
+        return st3d_fail(err, ST3D_ERR_FORMAT, "%s: not a readable JPEG (%s)", path, j->je.msg);
     }
-    jpeg_create_decompress(&cinfo);
-    jpeg_stdio_src(&cinfo, f);
-    jpeg_read_header(&cinfo, TRUE);
-    int full_w = (int)cinfo.image_width, full_h = (int)cinfo.image_height;
-    if ((int64_t)full_w * full_h > ST3D_MAX_PIXELS) {
-        jpeg_destroy_decompress(&cinfo);
-        fclose(f);
-        return st3d_fail(err, ST3D_ERR_FORMAT, "%s: header declares %dx%d pixels, refusing", path,
-                         full_w, full_h);
-    }
+    int full_w = (int)cinfo->image_width, full_h = (int)cinfo->image_height;
     /* rows [y0, y1) and columns [x0, x0 + w) to decode: the request widened
      * by the margin, clipped to the picture; everything when want.w == 0 */
     int x0 = 0, y0 = 0, x1 = full_w, y1 = full_h;
@@ -125,42 +153,35 @@ int st3d_jpeg_read_rect(const char *path, st3d_rect want, st3d_image *img, st3d_
         x1 = want.x + want.w + RECT_MARGIN, y1 = want.y + want.h + RECT_MARGIN;
         x0 = x0 < 0 ? 0 : x0, y0 = y0 < 0 ? 0 : y0;
         x1 = x1 > full_w ? full_w : x1, y1 = y1 > full_h ? full_h : y1;
-        if (x0 >= x1 || y0 >= y1) {
-            jpeg_destroy_decompress(&cinfo);
-            fclose(f);
+        if (x0 >= x1 || y0 >= y1)
             return st3d_fail(err, ST3D_ERR_INVALID, "%s: region %dx%d+%d+%d is outside the %dx%d "
                              "picture", path, want.w, want.h, want.x, want.y, full_w, full_h);
-        }
     }
-    int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
-    cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
-    jpeg_start_decompress(&cinfo);
+    int cmyk = cinfo->jpeg_color_space == JCS_CMYK || cinfo->jpeg_color_space == JCS_YCCK;
+    cinfo->out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
+    jpeg_start_decompress(cinfo);
     if (x0 > 0 || x1 < full_w) { /* libjpeg-turbo widens this to whole iMCU columns */
         JDIMENSION cx = (JDIMENSION)x0, cw = (JDIMENSION)(x1 - x0);
-        jpeg_crop_scanline(&cinfo, &cx, &cw);
+        jpeg_crop_scanline(cinfo, &cx, &cw);
         x0 = (int)cx;
     }
-    int w = (int)cinfo.output_width, h = y1 - y0;
-    if (st3d_image_reserve(img, w, h, err) != 0) {
-        jpeg_destroy_decompress(&cinfo);
-        fclose(f);
-        return -1;
-    }
+    int w = (int)cinfo->output_width, h = y1 - y0;
+    if (st3d_image_reserve(img, w, h, err) != 0) return -1;
     if (cmyk) {
         row_tmp = malloc((size_t)w * 4);
-        if (!row_tmp) longjmp(je.back, 1);
+        if (!row_tmp) return st3d_fail(err, ST3D_ERR_NOMEM, "%s: out of memory", path);
     }
     /* rows above are entropy-decoded only; rows below are not read at all */
-    if (y0 > 0 && (int)jpeg_skip_scanlines(&cinfo, (JDIMENSION)y0) != y0) je.truncated = 1;
-    while (!je.truncated && (int)cinfo.output_scanline < y1) {
+    if (y0 > 0 && (int)jpeg_skip_scanlines(cinfo, (JDIMENSION)y0) != y0) j->je.truncated = 1;
+    while (!j->je.truncated && (int)cinfo->output_scanline < y1) {
         /* up to 8 rows per call (one per call for CMYK, through row_tmp) */
-        int at = (int)cinfo.output_scanline - y0, n = cmyk ? 1 : y1 - y0 - at;
+        int at = (int)cinfo->output_scanline - y0, n = cmyk ? 1 : y1 - y0 - at;
         JSAMPROW rp[8];
         n = n > 8 ? 8 : n;
         for (int r = 0; r < n; r++) rp[r] = img->data + (size_t)(at + r) * w * 3;
         if (cmyk) rp[0] = row_tmp;
-        if (jpeg_read_scanlines(&cinfo, rp, (JDIMENSION)n) == 0) je.truncated = 1;
-        if (cmyk && !je.truncated) { /* Adobe's inverted CMYK, as PIL's CMYK -> RGB */
+        if (jpeg_read_scanlines(cinfo, rp, (JDIMENSION)n) == 0) j->je.truncated = 1;
+        if (cmyk && !j->je.truncated) { /* Adobe's inverted CMYK, as PIL's CMYK -> RGB */
             uint8_t *row = img->data + (size_t)at * w * 3;
             for (int x = 0; x < w; x++) {
                 const uint8_t *c = row_tmp + 4 * x;
@@ -168,37 +189,24 @@ int st3d_jpeg_read_rect(const char *path, st3d_rect want, st3d_image *img, st3d_
             }
         }
     }
-    if (!je.truncated && y1 == full_h) jpeg_finish_decompress(&cinfo);
-    else jpeg_abort_decompress(&cinfo);
-    jpeg_destroy_decompress(&cinfo);
-    fclose(f);
+    if (!j->je.truncated && y1 == full_h) jpeg_finish_decompress(cinfo);
+    else jpeg_abort_decompress(cinfo);
     free(row_tmp);
-    if (je.truncated)
+    if (j->je.truncated)
         return st3d_fail(err, ST3D_ERR_FORMAT, "%s: truncated JPEG (premature end of data)", path);
     if (got) got->x = x0, got->y = y0, got->w = w, got->h = h, got->full_w = full_w,
              got->full_h = full_h;
     return 0;
 }
 
-int st3d_jpeg_size(const char *path, int *w, int *h, st3d_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return st3d_fail(err, ST3D_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct jpeg_decompress_struct cinfo;
-    jerr je;
-    attach_jerr(&cinfo, &je);
-    if (setjmp(je.back)) {
-        jpeg_destroy_decompress(&cinfo);
-        fclose(f);
-        return st3d_fail(err, ST3D_ERR_FORMAT, "%s: not a readable JPEG (%s)", path, je.msg);
-    }
-    jpeg_create_decompress(&cinfo);
-    jpeg_stdio_src(&cinfo, f);
-    jpeg_read_header(&cinfo, TRUE);
-    *w = (int)cinfo.image_width, *h = (int)cinfo.image_height;
-    jpeg_destroy_decompress(&cinfo);
-    fclose(f);
-    return 0;
+int st3d_jpeg_read_rect(const char *path, st3d_rect want, st3d_image *img, st3d_rect *got,
+                        st3d_error *err) {
+    int w, h;
+    st3d_jpeg *j = st3d_jpeg_open(path, &w, &h, err);
+    if (!j) return -1;
+    int rc = st3d_jpeg_decode(j, want, img, got, err);
+    st3d_jpeg_close(j);
+    return rc;
 }
 
 int st3d_jpeg_read(const char *path, st3d_image *img, st3d_error *err) {

@@ -56,8 +56,15 @@ typedef struct st3d_rect {
 int st3d_jpeg_read_rect(const char *path, st3d_rect want, st3d_image *img, st3d_rect *got,
                         st3d_error *err);
 
-/* Width and height a JPEG file's header declares (nothing is decoded). */
-int st3d_jpeg_size(const char *path, int *w, int *h, st3d_error *err);
+/* The same in two steps, for a caller that needs the picture's size to
+ * choose the rectangle: st3d_jpeg_open reads the header (path must outlive
+ * the reader), st3d_jpeg_decode decodes once as st3d_jpeg_read_rect, and
+ * st3d_jpeg_close releases the reader, whatever happened. */
+typedef struct st3d_jpeg st3d_jpeg;
+st3d_jpeg *st3d_jpeg_open(const char *path, int *width, int *height, st3d_error *err);
+int st3d_jpeg_decode(st3d_jpeg *j, st3d_rect want, st3d_image *img, st3d_rect *got,
+                     st3d_error *err);
+void st3d_jpeg_close(st3d_jpeg *j);
 
 /* Encodes an RGB picture (h x w x 3) as a baseline JPEG at quality 1..100
  * (not atomic by itself: st3d extract-frames writes a whole folder under a

@@ -104,10 +104,10 @@ static int build_network(st3d_model *m, st3d_error *err) {
 }
 
 /* The network of params; its parameters drawn from seed when init is 1,
- * else zero.  Buffers that start at zero come from calloc, which hands out
- * fresh pages untouched: the gradients of a network that never trains, and
- * the values of a blank one until st3d_model_load writes them, cost no
- * memory and no time. */
+ * else zero.  The buffers come from calloc, which hands out fresh pages
+ * untouched: the gradients of a network that never trains, and the values
+ * of a blank one until st3d_model_load writes them, cost no memory and no
+ * time. */
 static st3d_model *model_create(const st3d_model_params *params, uint64_t seed, int init,
                                 st3d_error *err) {
     st3d_model *m = st3d_calloc(1, sizeof *m, err);
@@ -115,11 +115,9 @@ static st3d_model *model_create(const st3d_model_params *params, uint64_t seed, 
     m->p = *params;
     m->logits_node = m->features_node = -1;
     if (build_network(m, err) != 0) goto fail;
-    size_t np = (size_t)m->n_params, ns = (size_t)m->n_stats + 1;
-    m->params = init ? st3d_aligned_alloc(sizeof(float) * np, err) : st3d_calloc(np, sizeof(float), err);
-    m->grads = m->params ? st3d_calloc(np, sizeof(float), err) : NULL;
-    m->stats = !m->grads ? NULL : init ? st3d_aligned_alloc(sizeof(float) * ns, err)
-                                       : st3d_calloc(ns, sizeof(float), err);
+    m->params = st3d_calloc((size_t)m->n_params, sizeof(float), err);
+    m->grads = m->params ? st3d_calloc((size_t)m->n_params, sizeof(float), err) : NULL;
+    m->stats = m->grads ? st3d_calloc((size_t)m->n_stats + 1, sizeof(float), err) : NULL;
     m->nbt = m->stats ? st3d_calloc((size_t)m->n_bn + 1, sizeof(int64_t), err) : NULL;
     if (!m->nbt) goto fail;
     if (init) init_params(m, seed);
@@ -148,7 +146,7 @@ void st3d_model_free(st3d_model *m) {
     plan_free(m->train);
     if (m->stream) dnnl_stream_destroy(m->stream);
     if (m->eng) dnnl_engine_destroy(m->eng);
-    free(m->params); /* st3d_aligned_alloc's and calloc's alike */
+    free(m->params);
     free(m->grads);
     free(m->stats);
     free(m->nbt);

@@ -256,16 +256,17 @@ def _tie_effect(model, x, pool):
         stem = F.relu(F.batch_norm(model.conv1(x), None, None, model.bn1.weight,
                                    model.bn1.bias, True, 0.0, model.bn1.eps))
     total = {k: torch.zeros_like(p) for k, p in params.items()}
+    delta = torch.zeros_like(stem)  # one window's re-routing, cleared after each
+    flat = delta.view(n, c, -1)
     for t in idx.tolist():
         ni, ci, a, b, e = t
         p1 = int(wpos[ni, ci, a, b, e, arg[ni, ci, a, b, e, 0]])
         p2 = int(wpos[ni, ci, a, b, e, arg[ni, ci, a, b, e, 1]])
-        delta = torch.zeros_like(stem)
-        flat = delta.view(n, c, -1)
         gv = g_out[ni, ci, a, b, e]
-        flat[ni, ci, p1] -= gv
-        flat[ni, ci, p2] += gv
+        flat[ni, ci, p1] = -gv
+        flat[ni, ci, p2] = gv
         gs = torch.autograd.grad(stem, list(params.values()), delta, retain_graph=True)
+        flat[ni, ci, p1] = flat[ni, ci, p2] = 0.0
         for k, gk in zip(params, gs):
             total[k] += gk.detach().abs()
     return total, int(idx.shape[0])
@@ -342,8 +343,8 @@ def update_err(a, b, p0, slack=None):
     return float(np.max(_excess(a, b, slack)) / den)
 
 
-def grad_err(a, b, floor, slack=None):
-    """max|a - b| / (max|b| + floor)."""
+def max_err(a, b, floor=0.0, slack=None):
+    """max|a - b| / (max|b| + floor), |a - b| less the slack where given."""
     a, b = as64(a), as64(b)
     if a.shape != b.shape:
         return float("inf")
@@ -363,17 +364,13 @@ def train_errors(losses, state, grads, rl, rs, rg, init, scales, allow):
             continue
         kind = "stat" if "running_" in k else "param"
         slack = allow["param"].get(k)
-        a, b = as64(state[k]), as64(rv)
-        if a.shape != b.shape:
-            yield kind, k, float("inf")
-            continue
-        yield kind, k, float(np.max(_excess(a, b, slack)) / (np.max(np.abs(b)) + 1e-30))
+        yield kind, k, max_err(state[k], rv, slack=slack)
         yield ("update" if kind == "param" else "stat"), k + " (change)", \
             update_err(state[k], rv, init[k], slack)
     for k, rv in rg.items():
         if k in grads:
-            yield "grad", k, grad_err(grads[k], rv, GRAD_FLOOR * scales.get(k, G),
-                                      allow["grad"].get(k))
+            yield "grad", k, max_err(grads[k], rv, GRAD_FLOOR * scales.get(k, G),
+                                     allow["grad"].get(k))
 
 
 def run_case(case, args, tmp):
