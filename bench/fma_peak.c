@@ -12,6 +12,7 @@
  *
  *   fma_peak [threads]
  */
+#define _POSIX_C_SOURCE 199309L /* clock_gettime */
 #include <immintrin.h>
 #include <omp.h>
 #include <stdio.h>

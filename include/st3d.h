@@ -26,6 +26,20 @@
 extern "C" {
 #endif
 
+/* Every function declared in this header is exported from the shared
+ * library; everything else in libst3d is built hidden (-fvisibility=hidden),
+ * so this header is the whole ABI.  The push/pop pair gives these
+ * declarations, and so their definitions, default visibility. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
+/* ----------------------------------------------------------------- version */
+
+/* The library's version, "MAJOR.MINOR.PATCH" (CMakeLists.txt's project()
+ * VERSION, the one place it is written). */
+const char *st3d_version(void);
+
 /* ------------------------------------------------------------------ errors */
 
 typedef enum st3d_status {
@@ -525,6 +539,10 @@ int st3d_loader_pop_message(st3d_loader *loader, char *buf, size_t cap);
 void st3d_loader_get_stats(const st3d_loader *loader, st3d_loader_stats *stats);
 
 /* =============================================== end of video and data ===== */
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -151,14 +151,25 @@ int resources_finish(builder *b) {
 
 /* ------------------------------------------------------------ descriptors */
 
+/* oneDNN's prototype takes a full dnnl_dims_t (DNNL_MAX_NDIMS entries);
+ * callers hand ndims of them, so they are copied into one first. */
+static void dims_full(int ndims, const int64_t *dims, dnnl_dims_t full) {
+    memset(full, 0, sizeof(dnnl_dims_t));
+    memcpy(full, dims, (size_t)ndims * sizeof *dims);
+}
+
 void md_plain(dnnl_memory_desc_t *md, int ndims, const int64_t *dims) {
     static const dnnl_format_tag_t tags[] = {dnnl_format_tag_undef, dnnl_a, dnnl_ab, dnnl_abc,
                                              dnnl_abcd, dnnl_abcde, dnnl_abcdef};
-    dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, tags[ndims]);
+    dnnl_dims_t full;
+    dims_full(ndims, dims, full);
+    dnnl_memory_desc_init_by_tag(md, ndims, full, dnnl_f32, tags[ndims]);
 }
 
 void md_any(dnnl_memory_desc_t *md, int ndims, const int64_t *dims) {
-    dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, dnnl_format_tag_any);
+    dnnl_dims_t full;
+    dims_full(ndims, dims, full);
+    dnnl_memory_desc_init_by_tag(md, ndims, full, dnnl_f32, dnnl_format_tag_any);
 }
 
 int md_equal(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b) {

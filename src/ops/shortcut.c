@@ -71,14 +71,23 @@ int shortcut_a_build_forward(builder *b, program *fwd, const tensor *src, int ou
         dnnl_memory_desc_init_by_tag(&probe, 5, smd->dims, dnnl_f32, tags[t]);
         if (md_equal(&probe, smd)) found = t;
     }
-    if (found < 0 || (found < 2 && out_channels % (found == 0 ? 16 : 8) != 0))
-        return st3d_fail(b->err, ST3D_ERR_UNSUPPORTED, "shortcut A: unsupported tensor layout");
+    /* pad_fn copies whole channel blocks: a blocked layout whose block does
+     * not divide both channel counts (a partly filled block, e.g. 12 -> 24
+     * channels in nCdhw8c), or a layout not listed, goes through a plain copy */
+    tensor sub = op->sub.dst;
+    int block = found == 0 ? 16 : found == 1 ? 8 : 1;
+    if (found < 0 || cin % block != 0 || out_channels % block != 0) {
+        dnnl_memory_desc_t plain;
+        md_plain(&plain, 5, smd->dims);
+        if (op_to_layout(b, fwd, &op->sub.dst, &plain, &sub) != 0) return -1;
+        found = 2;
+    }
     dnnl_memory_desc_init_by_tag(&dmd, 5, odims, dnnl_f32, tags[found]);
     if (bld_act(b, &dmd, &op->dst) != 0) return -1;
 
     pad_ctx *c = bld_blob(b, sizeof *c);
     if (!c) return -1;
-    c->sub = op->sub.dst;
+    c->sub = sub;
     c->dst = op->dst;
     c->n = odims[0];
     c->cin = cin;
