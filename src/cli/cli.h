@@ -17,6 +17,7 @@ int cmd_forward(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_train_steps(int argc, char **argv);
+int cmd_train(int argc, char **argv); /* cmd_train.c, train_opts.c */
 /* video and data commands (cmd_video.c, cmd_loader.c, cmd_extract_frames.c,
  * cmd_make_annotations.c) */
 int cmd_decode(int argc, char **argv);
@@ -24,8 +25,13 @@ int cmd_sample_clips(int argc, char **argv);
 int cmd_loader_bench(int argc, char **argv);
 int cmd_extract_frames(int argc, char **argv);
 int cmd_make_annotations(int argc, char **argv);
+/* built-in datasets (cmd_make_dataset.c) */
+int cmd_make_dataset(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+/* evaluation and figures (cmd_eval.c) */
+int cmd_plot(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 
 /* Prints "st3d: <msg>" to stderr; returns 1 (the exit code). */

@@ -19,12 +19,16 @@ static const command COMMANDS[] = {
     {"info", cmd_info, "print a network's layer table and parameter count, or a weights file's contents"},
     {"forward", cmd_forward, "eval-mode inference on a .npy batch: logits and features"},
     {"bench", cmd_bench, "time inference or training steps (clips/s, GFLOP/s)"},
+    {"train", cmd_train, "train or fine-tune a network on videos as the original main.py (logs, checkpoints, resume)"},
     {"train-steps", cmd_train_steps, "run K SGD steps on one batch and save parameters, gradients, statistics"},
     {"decode", cmd_decode, "decode a video to raw RGB24 frames (with timestamps)"},
     {"sample-clips", cmd_sample_clips, "run the data loader and save its batches (.npy) and choices"},
     {"loader-bench", cmd_loader_bench, "measure the data loader's throughput (clips/s)"},
     {"extract-frames", cmd_extract_frames, "videos to folders of image_%05d.jpg frames, in parallel"},
     {"make-annotations", cmd_make_annotations, "build the annotation JSON of UCF-101, HMDB-51, Kinetics, ActivityNet"},
+    {"make-dataset", cmd_make_dataset, "write a built-in dataset of real videos (motion: classes are motions), laid out as UCF-101"},
+    {"plot", cmd_plot, "draw training and validation loss and accuracy per epoch from train.log / val.log"},
+    {"eval", cmd_eval, "video-level top-1 / top-k and per-class accuracy of inference results, confusion matrix"},
 };
 
 static void usage(FILE *out) {

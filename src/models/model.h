@@ -75,10 +75,8 @@ struct st3d_model {
     int logits_node;          /* the classifier node */
     int features_node;        /* the pooling node whose output is the feature vector */
     uint64_t version;         /* bumped whenever parameters change */
-    dnnl_engine_t eng;        /* oneDNN CPU engine */
-    dnnl_stream_t stream;     /* its stream */
-    struct plan *infer;       /* cached inference plan (last shape) */
-    struct plan *train;       /* cached training plan (last shape) */
+    st3d_exec *exec;          /* execution state of st3d_model_forward / _train_step,
+                                 made on first use (exec.c) */
 };
 
 /* ---- graph construction (model.c), used by the family builders ---- */

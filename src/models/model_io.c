@@ -121,11 +121,6 @@ static st3d_model *model_create(const st3d_model_params *params, uint64_t seed, 
     m->nbt = m->stats ? st3d_calloc((size_t)m->n_bn + 1, sizeof(int64_t), err) : NULL;
     if (!m->nbt) goto fail;
     if (init) init_params(m, seed);
-    if (dnnl_engine_create(&m->eng, dnnl_cpu, 0) != dnnl_success ||
-        dnnl_stream_create(&m->stream, m->eng, dnnl_stream_default_flags) != dnnl_success) {
-        st3d_fail(err, ST3D_ERR_BACKEND, "cannot create the oneDNN CPU engine");
-        goto fail;
-    }
     return m;
 fail:
     st3d_model_free(m);
@@ -142,10 +137,7 @@ st3d_model *st3d_model_new_blank(const st3d_model_params *params, st3d_error *er
 
 void st3d_model_free(st3d_model *m) {
     if (!m) return;
-    plan_free(m->infer);
-    plan_free(m->train);
-    if (m->stream) dnnl_stream_destroy(m->stream);
-    if (m->eng) dnnl_engine_destroy(m->eng);
+    st3d_exec_free(m->exec);
     free(m->params);
     free(m->grads);
     free(m->stats);

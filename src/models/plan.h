@@ -31,8 +31,10 @@ typedef struct plan {
     size_t act_bytes;    /* bytes of activation slots (inference) */
 } plan;
 
-plan *plan_build_infer(st3d_model *m, const int64_t shape[5], st3d_error *err);
-plan *plan_build_train(st3d_model *m, const int64_t shape[5], st3d_error *err);
+/* Plans are built on engine eng (an st3d_exec's) and bound to m's parameter,
+ * gradient and statistic buffers. */
+plan *plan_build_infer(st3d_model *m, dnnl_engine_t eng, const int64_t shape[5], st3d_error *err);
+plan *plan_build_train(st3d_model *m, dnnl_engine_t eng, const int64_t shape[5], st3d_error *err);
 void plan_free(plan *p);
 
 /* Shared by both builders: the model's batch-norm parameter pointers. */

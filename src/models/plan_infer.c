@@ -313,7 +313,7 @@ static int build_group(st3d_model *m, builder *b, plan *p, const group *g, tenso
     }
 }
 
-plan *plan_build_infer(st3d_model *m, const int64_t shape[5], st3d_error *err) {
+plan *plan_build_infer(st3d_model *m, dnnl_engine_t eng, const int64_t shape[5], st3d_error *err) {
     int nn = m->n_nodes;
     plan *p = st3d_calloc(1, sizeof *p, err);
     int *n_cons = st3d_calloc((size_t)nn, sizeof(int), err);
@@ -325,7 +325,7 @@ plan *plan_build_infer(st3d_model *m, const int64_t shape[5], st3d_error *err) {
     group *gs = st3d_calloc((size_t)nn, sizeof(group), err);
     tensor *val = st3d_calloc((size_t)nn, sizeof(tensor), err);
     slots sl = {0};
-    builder b = {.eng = m->eng, .err = err, .new_act = slot_new_act, .act_ctx = &sl};
+    builder b = {.eng = eng, .err = err, .new_act = slot_new_act, .act_ctx = &sl};
     int ok = 0;
     if (!p || !n_cons || !group_of || !done || !order || !last_use || !slot_of || !gs || !val)
         goto out;

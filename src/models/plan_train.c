@@ -245,11 +245,11 @@ static int backward_node(train_build *t, int i) {
     return want ? grad_commit(t, u, &target, tmp) : 0;
 }
 
-plan *plan_build_train(st3d_model *m, const int64_t shape[5], st3d_error *err) {
+plan *plan_build_train(st3d_model *m, dnnl_engine_t eng, const int64_t shape[5], st3d_error *err) {
     int nn = m->n_nodes;
     plan *p = st3d_calloc(1, sizeof *p, err);
     train_build t = {.m = m};
-    builder b = {.eng = m->eng, .err = err};
+    builder b = {.eng = eng, .err = err};
     int ok = 0;
     t.ops = st3d_calloc((size_t)nn, sizeof *t.ops, err);
     t.val = st3d_calloc((size_t)nn, sizeof *t.val, err);

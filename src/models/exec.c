@@ -1,0 +1,163 @@
+/*
+ * exec.c - execution state, kept apart from the network it runs.
+ *
+ * An st3d_model describes a network: its graph and its parameter, gradient
+ * and statistic buffers.  An st3d_exec holds what running it needs: the
+ * oneDNN engine and stream (the backend), and the plans compiled for each
+ * input shape met so far, inference and training apart.  Plans are cached
+ * per shape (least recently used out first), so a training loop whose last
+ * batch is smaller, or whose batch lost a clip to an unreadable video,
+ * builds that shape's plan once and then alternates between plans without
+ * rebuilding anything.
+ *
+ * st3d_model_forward and st3d_model_train_step run on an exec that the model
+ * makes on first use; a program that wants several (one per thread, say)
+ * makes its own with st3d_exec_new.
+ */
+#include "plan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Plans kept per mode.  A training loop meets at most three shapes (full,
+ * last, shrunk by a skipped video); more would only hold memory. */
+#define EXEC_PLANS 4
+
+struct st3d_exec {
+    st3d_model *m;                    /* the network it runs (borrowed) */
+    dnnl_engine_t eng;                /* oneDNN CPU engine */
+    dnnl_stream_t stream;             /* its stream */
+    plan *plans[2][EXEC_PLANS];       /* [training][i]: cached plans, NULL when free */
+    uint64_t last_use[2][EXEC_PLANS]; /* tick of each plan's last use (LRU) */
+    uint64_t tick;                    /* bumped on every run */
+    int64_t n_builds;                 /* plans built so far (both modes) */
+    plan *last_infer;                 /* plan of the most recent forward */
+};
+
+st3d_exec *st3d_exec_new(st3d_model *m, st3d_error *err) {
+    st3d_exec *e = st3d_calloc(1, sizeof *e, err);
+    if (!e) return NULL;
+    e->m = m;
+    if (dnnl_engine_create(&e->eng, dnnl_cpu, 0) != dnnl_success ||
+        dnnl_stream_create(&e->stream, e->eng, dnnl_stream_default_flags) != dnnl_success) {
+        st3d_fail(err, ST3D_ERR_BACKEND, "cannot create the oneDNN CPU engine");
+        st3d_exec_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+void st3d_exec_free(st3d_exec *e) {
+    if (!e) return;
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < EXEC_PLANS; i++) plan_free(e->plans[t][i]);
+    if (e->stream) dnnl_stream_destroy(e->stream);
+    if (e->eng) dnnl_engine_destroy(e->eng);
+    free(e);
+}
+
+static int check_shape(const st3d_model *m, const int64_t shape[5], st3d_error *err) {
+    for (int i = 0; i < 5; i++)
+        if (shape[i] < 1)
+            return st3d_fail(err, ST3D_ERR_INVALID, "input shape has a non-positive dimension");
+    if (shape[1] != m->p.n_input_channels)
+        return st3d_fail(err, ST3D_ERR_INVALID, "input has %lld channels, the network expects %d",
+                         (long long)shape[1], m->p.n_input_channels);
+    int64_t *dims = st3d_malloc(sizeof(int64_t) * 4 * (size_t)m->n_nodes, err);
+    if (!dims) return -1;
+    int rc = model_infer_shapes(m, shape + 2, dims, err);
+    free(dims);
+    return rc;
+}
+
+/* The plan for this shape and mode: a cached one, or a new one built in the
+ * free (else least recently used) place. */
+static plan *get_plan(st3d_exec *e, const int64_t shape[5], int training, st3d_error *err) {
+    plan **row = e->plans[training];
+    uint64_t *use = e->last_use[training];
+    int victim = 0;
+    e->tick++;
+    for (int i = 0; i < EXEC_PLANS; i++) {
+        if (row[i] && !memcmp(row[i]->shape, shape, sizeof(int64_t) * 5)) {
+            use[i] = e->tick;
+            return row[i];
+        }
+        if (!row[victim]) continue;
+        if (!row[i] || use[i] < use[victim]) victim = i;
+    }
+    if (check_shape(e->m, shape, err) != 0) return NULL;
+    if (row[victim] == e->last_infer) e->last_infer = NULL;
+    plan_free(row[victim]);
+    row[victim] = training ? plan_build_train(e->m, e->eng, shape, err)
+                           : plan_build_infer(e->m, e->eng, shape, err);
+    use[victim] = e->tick;
+    if (row[victim]) e->n_builds++;
+    return row[victim];
+}
+
+int st3d_exec_forward(st3d_exec *e, const float *x, const int64_t shape[5], float *logits,
+                      float *features, st3d_error *err) {
+    st3d_model *m = e->m;
+    plan *p = get_plan(e, shape, 0, err);
+    if (!p) return -1;
+    if (!p->prepared || p->version != m->version) {
+        if (prog_run(&p->prepare, e->stream, err) != 0) return -1;
+        p->prepared = 1;
+        p->version = m->version;
+    }
+    memcpy(tensor_ptr(&p->input), x, md_bytes(&p->input.md));
+    if (prog_run(&p->fwd, e->stream, err) != 0) return -1;
+    if (logits) memcpy(logits, tensor_ptr(&p->logits), md_bytes(&p->logits.md));
+    if (features) memcpy(features, tensor_ptr(&p->features), md_bytes(&p->features.md));
+    e->last_infer = p;
+    return 0;
+}
+
+int st3d_exec_train_step(st3d_exec *e, const float *x, const int64_t shape[5],
+                         const int64_t *labels, float *loss, float *logits, st3d_error *err) {
+    st3d_model *m = e->m;
+    plan *p = get_plan(e, shape, 1, err);
+    if (!p) return -1;
+    /* parameters change every step: reorder them into kernel layouts */
+    if (prog_run(&p->prepare, e->stream, err) != 0) return -1;
+    memcpy(tensor_ptr(&p->input), x, md_bytes(&p->input.md));
+    if (prog_run(&p->fwd, e->stream, err) != 0) return -1;
+    const float *z = tensor_ptr(&p->logits);
+    float l = 0.0f;
+    if (softmax_xent(z, labels, (int)shape[0], m->p.n_classes, &l, tensor_ptr(&p->dlogits), err) != 0)
+        return -1;
+    if (logits) memcpy(logits, z, md_bytes(&p->logits.md));
+    if (loss) *loss = l;
+    if (prog_run(&p->bwd, e->stream, err) != 0) return -1;
+    m->version++; /* running statistics changed */
+    return 0;
+}
+
+int64_t st3d_exec_n_builds(const st3d_exec *e) { return e->n_builds; }
+
+size_t st3d_exec_activation_bytes(const st3d_exec *e) {
+    return e->last_infer ? e->last_infer->act_bytes : 0;
+}
+
+/* ------------------------------------------------ the model's own exec */
+
+static st3d_exec *model_exec(st3d_model *m, st3d_error *err) {
+    if (!m->exec) m->exec = st3d_exec_new(m, err);
+    return m->exec;
+}
+
+int st3d_model_forward(st3d_model *m, const float *x, const int64_t shape[5], float *logits,
+                       float *features, st3d_error *err) {
+    st3d_exec *e = model_exec(m, err);
+    return e ? st3d_exec_forward(e, x, shape, logits, features, err) : -1;
+}
+
+int st3d_model_train_step(st3d_model *m, const float *x, const int64_t shape[5],
+                          const int64_t *labels, float *loss, float *logits, st3d_error *err) {
+    st3d_exec *e = model_exec(m, err);
+    return e ? st3d_exec_train_step(e, x, shape, labels, loss, logits, err) : -1;
+}
+
+size_t st3d_model_activation_bytes(const st3d_model *m) {
+    return m->exec ? st3d_exec_activation_bytes(m->exec) : 0;
+}
