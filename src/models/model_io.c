@@ -172,6 +172,9 @@ static int load_entries(st3d_model *m, const st3d_tensor_map *map, const char *s
     for (size_t i = 0; i < st3d_tensor_map_count(map); i++) {
         const st3d_tensor_info *t = st3d_tensor_map_at(map, i);
         if (skipped(m, skip, t->name)) continue;
+        /* a training checkpoint's optimizer state (st3d_trainer_save) is not
+         * part of the network: the checkpoint loads as weights */
+        if (!strncmp(t->name, "optimizer.", 10)) continue;
         int known = 0;
         for (int j = 0; j < m->n_entries && !known; j++) known = !strcmp(m->entries[j].name, t->name);
         if (!known)

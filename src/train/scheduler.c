@@ -4,9 +4,9 @@
  *
  *   multistep  torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones,
  *              gamma=0.1): at the step that brings the epoch count to a
- *              milestone, lr *= gamma (once per occurrence of that milestone
- *              in the list).  Chained multiplication in double precision, as
- *              PyTorch's get_lr does, so the values match bit for bit.
+ *              milestone, lr *= gamma ** (occurrences of that milestone in
+ *              the list), in double precision as PyTorch's get_lr, so the
+ *              values match bit for bit.
  *   plateau    torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, 'min',
  *              patience): mode min, threshold 1e-4 relative, cooldown 0,
  *              factor 0.1, min_lr 0, eps 1e-8; stepped with the validation
@@ -60,7 +60,8 @@ double st3d_scheduler_step(st3d_scheduler *s, double metric) {
     if (p->kind == ST3D_LR_MULTISTEP) {
         int hits = 0;
         for (int i = 0; i < p->n_milestones; i++) hits += p->milestones[i] == s->last_epoch;
-        for (int i = 0; i < hits; i++) s->lr *= p->gamma;
+        /* MultiStepLR.get_lr: lr * gamma ** (times last_epoch is listed) */
+        if (hits) s->lr *= pow(p->gamma, hits);
         return s->lr;
     }
     /* ReduceLROnPlateau, mode 'min', threshold_mode 'rel' */

@@ -282,7 +282,7 @@ out:
 }
 
 int st3d_trainer_resume(st3d_trainer *t, const char *path, int64_t *epoch, st3d_error *err) {
-    st3d_tensor_map *map = NULL, *weights = NULL;
+    st3d_tensor_map *map = NULL;
     if (st3d_weights_read(path, &map, err) != 0) return -1;
     int rc = -1;
     double ep = 0, steps = 0, iter = 0, lr = 0, last = 0, best = 0, bad = 0, cool = 0;
@@ -293,19 +293,8 @@ int st3d_trainer_resume(st3d_trainer *t, const char *path, int64_t *epoch, st3d_
         meta_get(map, "scheduler.num_bad_epochs", path, &bad, err) ||
         meta_get(map, "scheduler.cooldown_counter", path, &cool, err))
         goto out;
-    /* the state_dict: every tensor but the optimizer's */
-    weights = st3d_tensor_map_new();
-    if (!weights) {
-        st3d_fail(err, ST3D_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < st3d_tensor_map_count(map); i++) {
-        const st3d_tensor_info *ti = st3d_tensor_map_at(map, i);
-        if (!strncmp(ti->name, MOMENTUM_PREFIX, strlen(MOMENTUM_PREFIX))) continue;
-        if (st3d_tensor_map_add(weights, ti->name, ti->dtype, ti->ndim, ti->shape, ti->data, err) != 0)
-            goto out;
-    }
-    if (st3d_model_load(t->m, weights, path, err) != 0) goto out;
+    /* the state_dict (st3d_model_load passes over the optimizer's tensors) */
+    if (st3d_model_load(t->m, map, path, err) != 0) goto out;
     int64_t n_mom;
     float *mom = st3d_sgd_momentum_data(t->sgd, &n_mom);
     char key[160];
@@ -333,7 +322,6 @@ int st3d_trainer_resume(st3d_trainer *t, const char *path, int64_t *epoch, st3d_
     *epoch = (int64_t)ep;
     rc = 0;
 out:
-    st3d_tensor_map_free(weights);
     st3d_tensor_map_free(map);
     return rc;
 }

@@ -38,6 +38,8 @@ static const bn_case bn_cases[] = {
     {{2, 12, 2, 3, 4}, LAY_16C, 1, 1},  {{2, 5, 3, 4, 4}, LAY_NCDHW, 0, 0},
     {{2, 16, 2, 3, 3}, LAY_8C, 0, 0},   {{2, 5, 3, 4, 4}, LAY_NDHWC, 0, 1},
     {{2, 16, 2, 3, 3}, LAY_8C, 0, 1},
+    /* preresnet50 layer1 at the training clip of test_equality (4x3x8x40x40) */
+    {{4, 64, 4, 10, 10}, LAY_NATIVE, 1, 1}, {{4, 256, 4, 10, 10}, LAY_NATIVE, 1, 1},
 };
 
 typedef struct bn_data {
