@@ -700,6 +700,38 @@ int st3d_trainer_save(const st3d_trainer *t, const char *path, int64_t epoch,
 /* Restores what st3d_trainer_save wrote; *epoch gets the epoch it closed. */
 int st3d_trainer_resume(st3d_trainer *t, const char *path, int64_t *epoch, st3d_error *err);
 
+/* ------------------------------------------------------------- inference */
+
+/* One video's clip scores (softmax per clip) and their mean. */
+typedef struct st3d_video_scores {
+    int64_t sample;            /* dataset index */
+    int n_clips;               /* clips cut from it */
+    int n_classes;             /* scores per clip */
+    const float *clip_scores;  /* n_clips x n_classes */
+    const int64_t *segments;   /* n_clips x 2: [first, one past last] frame numbers */
+    const float *mean_scores;  /* n_classes: the clips' mean (the video's score) */
+} st3d_video_scores;
+
+/* Called once per video, in dataset order; non-zero stops the run. */
+typedef int (*st3d_video_fn)(const st3d_video_scores *video, void *user);
+
+/* The original's inference (inference.py): every clip of every video the
+ * loader gives (no shuffling; SlidingWindow for --inference) through an
+ * eval-mode forward of model on exec, softmax, and fn per complete video. */
+int st3d_predict(st3d_exec *exec, st3d_model *model, st3d_loader *loader, st3d_video_fn fn,
+                 void *user, st3d_error *err);
+
+/* The results JSON inference.py writes: {"results": {video_id: [{"label",
+ * "score"}, ...top_k]}}, or with average 0 (--inference_no_average) a list
+ * of {"segment": [b, e], "result": [...]} per clip. */
+typedef struct st3d_results st3d_results;
+st3d_results *st3d_results_new(int top_k, int average, st3d_error *err);
+void st3d_results_free(st3d_results *r);
+int st3d_results_add(st3d_results *r, const st3d_dataset *ds, const st3d_video_scores *video,
+                     st3d_error *err);
+/* Written atomically. */
+int st3d_results_write(const st3d_results *r, const char *path, st3d_error *err);
+
 /* ----------------------------------------------------------------- logs */
 
 /* The original's Logger (utils.py): a tab-separated file with a header row,
@@ -805,7 +837,9 @@ int st3d_eval_plot_confusion(const st3d_eval *ev, const char *png_path, st3d_err
  * so that st3d_make_annotations (dataset "ucf101", src DIR/splits,
  * video_root DIR/videos) gives the original code's annotation JSON.  The
  * same parameters give byte-identical files; video (class c, number i)
- * depends on (seed, c, i), frames and size only. */
+ * depends on (seed, c, i), frames and size only.  Train on it without
+ * horizontal flips (the original's --no_hflip): a flip turns MoveLeft into
+ * MoveRight and RotateClockwise into RotateAnticlockwise. */
 
 /* Called after each finished video from a worker thread (one call at a
  * time): done of total videos are there, path is the last one written. */
