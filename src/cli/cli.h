@@ -18,6 +18,7 @@ int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_train_steps(int argc, char **argv);
 int cmd_train(int argc, char **argv); /* cmd_train.c, train_opts.c */
+int cmd_test(int argc, char **argv);  /* cmd_test.c */
 /* video and data commands (cmd_video.c, cmd_loader.c, cmd_extract_frames.c,
  * cmd_make_annotations.c) */
 int cmd_decode(int argc, char **argv);

@@ -168,7 +168,7 @@ out:
 
 int cmd_train(int argc, char **argv) {
     train_opts o;
-    int rc = train_opts_parse(argc, argv, &o);
+    int rc = train_opts_parse(argc, argv, 0, &o);
     if (rc != 0) return rc < 0 ? 0 : rc; /* -1: --help was printed */
     st3d_dataset *train_ds = NULL, *val_ds = NULL;
     st3d_model *m = NULL;

@@ -15,8 +15,11 @@
 
 typedef enum opt_kind { OPT_INT, OPT_FLOAT, OPT_DOUBLE, OPT_STR, OPT_FLAG, OPT_CHOICE } opt_kind;
 
+enum { TRAIN = 1, TEST = 2, BOTH = 3 };
+
 /* One option of the table. */
 typedef struct opt_def {
+    int cmds;             /* TRAIN, TEST or BOTH: the commands that take it */
     const char *name;     /* kebab-case, without "--" */
     opt_kind kind;        /* how its value is read */
     size_t offset;        /* where it goes in train_opts */
@@ -26,51 +29,64 @@ typedef struct opt_def {
 
 #define OFF(field) offsetof(train_opts, field)
 static const opt_def OPTS[] = {
-    {"video-path", OPT_STR, OFF(video_path), NULL, "root of the videos or frame folders"},
-    {"annotation-path", OPT_STR, OFF(annotation_path), NULL, "annotation JSON (st3d make-annotations)"},
-    {"result-path", OPT_STR, OFF(result_path), NULL, "where logs and checkpoints go (results)"},
-    {"dataset", OPT_STR, OFF(dataset), NULL, "kinetics|activitynet|ucf101|hmdb51|mit (kinetics)"},
-    {"sample-size", OPT_INT, OFF(loader.sample_size), NULL, "height and width of clips (112)"},
-    {"sample-duration", OPT_INT, OFF(loader.sample_duration), NULL, "frames per clip (16)"},
-    {"sample-t-stride", OPT_INT, OFF(loader.sample_t_stride), NULL, "temporal stride of clips (1)"},
-    {"train-crop", OPT_CHOICE, OFF(loader.crop), "random|corner|center", "spatial crop in training (random)"},
-    {"train-crop-min-scale", OPT_FLOAT, OFF(loader.train_crop_min_scale), NULL, "random crop: min area (0.25)"},
-    {"train-crop-min-ratio", OPT_FLOAT, OFF(loader.train_crop_min_ratio), NULL, "random crop: min aspect (0.75)"},
-    {"no-hflip", OPT_FLAG, OFF(loader.hflip), NULL, "no horizontal flips in training"},
-    {"colorjitter", OPT_FLAG, OFF(loader.colorjitter), NULL, "ColorJitter in training (off)"},
-    {"train-t-crop", OPT_CHOICE, OFF(loader.t_crop), "random|center", "temporal crop in training (random)"},
-    {"value-scale", OPT_FLOAT, OFF(loader.value_scale), NULL, "1: pixels in [0,1], 255: [0,255] (1)"},
-    {"mean-dataset", OPT_STR, OFF(mean_dataset), NULL, "kinetics|activitynet|0.5 (kinetics)"},
-    {"no-mean-norm", OPT_FLAG, OFF(no_mean_norm), NULL, "do not subtract the mean"},
-    {"no-std-norm", OPT_FLAG, OFF(no_std_norm), NULL, "do not divide by the std"},
-    {"batch-size", OPT_INT, OFF(loader.batch_size), NULL, "clips per step (128)"},
-    {"n-epochs", OPT_INT, OFF(n_epochs), NULL, "epochs to train (200)"},
-    {"learning-rate", OPT_DOUBLE, OFF(trainer.lr), NULL, "initial learning rate (0.1)"},
-    {"momentum", OPT_FLOAT, OFF(trainer.sgd.momentum), NULL, "SGD momentum (0.9)"},
-    {"dampening", OPT_FLOAT, OFF(trainer.sgd.dampening), NULL, "SGD dampening (0.0)"},
-    {"weight-decay", OPT_FLOAT, OFF(trainer.sgd.weight_decay), NULL, "L2 weight decay (1e-3)"},
-    {"nesterov", OPT_FLAG, OFF(trainer.sgd.nesterov), NULL, "Nesterov momentum"},
-    {"lr-scheduler", OPT_CHOICE, OFF(trainer.sched.kind), "multistep|plateau", "learning-rate schedule (multistep)"},
-    {"multistep-milestones", OPT_STR, 0, NULL, "epochs where lr *= 0.1 (50 100 150)"},
-    {"plateau-patience", OPT_INT, OFF(trainer.sched.patience), NULL, "plateau: epochs without improvement (10)"},
-    {"n-val-samples", OPT_INT, OFF(loader.n_clips), NULL, "clips per validation video (3)"},
-    {"no-train", OPT_FLAG, OFF(no_train), NULL, "skip training"},
-    {"no-val", OPT_FLAG, OFF(no_val), NULL, "skip validation"},
-    {"checkpoint", OPT_INT, OFF(checkpoint), NULL, "save every this many epochs (10)"},
-    {"resume-path", OPT_STR, OFF(resume_path), NULL, "continue from a checkpoint of st3d train"},
-    {"ft-begin-module", OPT_STR, 0, NULL, "fine-tuning: train from this module on, e.g. layer4 ('')"},
-    {"n-threads", OPT_INT, OFF(loader.n_threads), NULL, "loader worker threads (4)"},
-    {"manual-seed", OPT_INT, OFF(seed), NULL, "seed of initialization and sampling (1)"},
+    {BOTH, "video-path", OPT_STR, OFF(video_path), NULL, "root of the videos or frame folders"},
+    {BOTH, "annotation-path", OPT_STR, OFF(annotation_path), NULL, "annotation JSON (st3d make-annotations)"},
+    {BOTH, "result-path", OPT_STR, OFF(result_path), NULL, "where logs and checkpoints go (results)"},
+    {BOTH, "dataset", OPT_STR, OFF(dataset), NULL, "kinetics|activitynet|ucf101|hmdb51|mit (kinetics)"},
+    {BOTH, "sample-size", OPT_INT, OFF(loader.sample_size), NULL, "height and width of clips (112)"},
+    {BOTH, "sample-duration", OPT_INT, OFF(loader.sample_duration), NULL, "frames per clip (16)"},
+    {BOTH, "sample-t-stride", OPT_INT, OFF(loader.sample_t_stride), NULL, "temporal stride of clips (1)"},
+    {TRAIN, "train-crop", OPT_CHOICE, OFF(loader.crop), "random|corner|center", "spatial crop in training (random)"},
+    {TRAIN, "train-crop-min-scale", OPT_FLOAT, OFF(loader.train_crop_min_scale), NULL, "random crop: min area (0.25)"},
+    {TRAIN, "train-crop-min-ratio", OPT_FLOAT, OFF(loader.train_crop_min_ratio), NULL, "random crop: min aspect (0.75)"},
+    {TRAIN, "no-hflip", OPT_FLAG, OFF(loader.hflip), NULL, "no horizontal flips in training"},
+    {TRAIN, "colorjitter", OPT_FLAG, OFF(loader.colorjitter), NULL, "ColorJitter in training (off)"},
+    {TRAIN, "train-t-crop", OPT_CHOICE, OFF(loader.t_crop), "random|center", "temporal crop in training (random)"},
+    {BOTH, "value-scale", OPT_FLOAT, OFF(loader.value_scale), NULL, "1: pixels in [0,1], 255: [0,255] (1)"},
+    {BOTH, "mean-dataset", OPT_STR, OFF(mean_dataset), NULL, "kinetics|activitynet|0.5 (kinetics)"},
+    {BOTH, "no-mean-norm", OPT_FLAG, OFF(no_mean_norm), NULL, "do not subtract the mean"},
+    {BOTH, "no-std-norm", OPT_FLAG, OFF(no_std_norm), NULL, "do not divide by the std"},
+    {BOTH, "batch-size", OPT_INT, OFF(loader.batch_size), NULL, "clips per step (128)"},
+    {TRAIN, "n-epochs", OPT_INT, OFF(n_epochs), NULL, "epochs to train (200)"},
+    {TRAIN, "learning-rate", OPT_DOUBLE, OFF(trainer.lr), NULL, "initial learning rate (0.1)"},
+    {TRAIN, "momentum", OPT_FLOAT, OFF(trainer.sgd.momentum), NULL, "SGD momentum (0.9)"},
+    {TRAIN, "dampening", OPT_FLOAT, OFF(trainer.sgd.dampening), NULL, "SGD dampening (0.0)"},
+    {TRAIN, "weight-decay", OPT_FLOAT, OFF(trainer.sgd.weight_decay), NULL, "L2 weight decay (1e-3)"},
+    {TRAIN, "nesterov", OPT_FLAG, OFF(trainer.sgd.nesterov), NULL, "Nesterov momentum"},
+    {TRAIN, "lr-scheduler", OPT_CHOICE, OFF(trainer.sched.kind), "multistep|plateau", "learning-rate schedule (multistep)"},
+    {TRAIN, "multistep-milestones", OPT_STR, 0, NULL, "epochs where lr *= 0.1 (50 100 150)"},
+    {TRAIN, "plateau-patience", OPT_INT, OFF(trainer.sched.patience), NULL, "plateau: epochs without improvement (10)"},
+    {TRAIN, "n-val-samples", OPT_INT, OFF(loader.n_clips), NULL, "clips per validation video (3)"},
+    {TRAIN, "no-train", OPT_FLAG, OFF(no_train), NULL, "skip training"},
+    {TRAIN, "no-val", OPT_FLAG, OFF(no_val), NULL, "skip validation"},
+    {TRAIN, "checkpoint", OPT_INT, OFF(checkpoint), NULL, "save every this many epochs (10)"},
+    {BOTH, "resume-path", OPT_STR, OFF(resume_path), NULL, "continue from a checkpoint of st3d train"},
+    {TRAIN, "ft-begin-module", OPT_STR, 0, NULL, "fine-tuning: train from this module on, e.g. layer4 ('')"},
+    {BOTH, "n-threads", OPT_INT, OFF(loader.n_threads), NULL, "loader worker threads (4)"},
+    {BOTH, "manual-seed", OPT_INT, OFF(seed), NULL, "seed of initialization and sampling (1)"},
+    {TEST, "inference-subset", OPT_CHOICE, OFF(inference_subset), "train|val|test", "subset to run (val)"},
+    {TEST, "inference-stride", OPT_INT, OFF(inference_stride), NULL, "frames between clips (16)"},
+    {TEST, "inference-crop", OPT_CHOICE, OFF(inference_crop), "center|nocrop", "spatial crop (center)"},
+    {TEST, "inference-no-average", OPT_FLAG, OFF(inference_no_average), NULL, "scores per clip, not per video"},
+    {TEST, "output-topk", OPT_INT, OFF(output_topk), NULL, "labels kept per result (5)"},
+    {TEST, "inference-batch-size", OPT_INT, OFF(inference_batch_size), NULL, "clips per forward (0: --batch-size)"},
 };
 #define N_OPTS (sizeof OPTS / sizeof OPTS[0])
 
-static void usage(void) {
-    printf("usage: st3d train --video-path DIR --annotation-path FILE --result-path DIR [options]\n\n"
-           "Trains (or fine-tunes) a network as the original main.py; options and defaults as\n"
-           "its opts.py ('-' or '_').\n\n");
+static void usage(int testing) {
+    if (testing)
+        printf("usage: st3d test --video-path DIR --annotation-path FILE --resume-path CKPT [options]\n\n"
+               "Classifies every video of a subset clip by clip, as the original main.py\n"
+               "--inference: SlidingWindow clips, softmax averaged per video, written to\n"
+               "RESULT_PATH/<subset>.json (read it with st3d eval).  Options as opts.py.\n\n");
+    else
+        printf("usage: st3d train --video-path DIR --annotation-path FILE --result-path DIR [options]\n\n"
+               "Trains (or fine-tunes) a network as the original main.py; options and defaults as\n"
+               "its opts.py ('-' or '_').\n\n");
     for (size_t i = 0; i < N_OPTS; i++) {
         char left[64];
         const opt_def *d = &OPTS[i];
+        if (!(d->cmds & (testing ? TEST : TRAIN))) continue;
         snprintf(left, sizeof left, "--%s%s%s", d->name,
                  d->kind == OPT_FLAG ? "" : " ",
                  d->kind == OPT_FLAG ? "" : d->kind == OPT_CHOICE ? d->choices
@@ -92,6 +108,9 @@ static void defaults(train_opts *o) {
     o->n_epochs = 200;
     o->checkpoint = 10;
     o->seed = 1;
+    o->inference_subset = 1;
+    o->inference_stride = 16;
+    o->output_topk = 5;
     snprintf(o->milestones_text, sizeof o->milestones_text, "50 100 150");
 }
 
@@ -146,21 +165,23 @@ static int set_opt(train_opts *o, const opt_def *d, const char *a, const char *v
     return 1;
 }
 
-int train_opts_parse(int argc, char **argv, train_opts *o) {
+int train_opts_parse(int argc, char **argv, int testing, train_opts *o) {
     defaults(o);
+    o->testing = testing;
     if (cli_model_begin(argc, argv, &o->model) != 0) return 1;
     for (int i = 1; i < argc;) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage();
+            usage(testing);
             return -1;
         }
         int r = cli_model_opt(argc, argv, &i, &o->model);
         if (r < 0) return 1;
         if (r > 0) continue;
         size_t k = 0;
-        while (k < N_OPTS && !cli_opt_is(a, OPTS[k].name)) k++;
-        if (k == N_OPTS) return cli_errorf("train: unknown option '%s' (see st3d train --help)", a);
+        while (k < N_OPTS && !(cli_opt_is(a, OPTS[k].name) && (OPTS[k].cmds & (testing ? TEST : TRAIN)))) k++;
+        if (k == N_OPTS)
+            return cli_errorf("%s: unknown option '%s' (see st3d %s --help)", argv[0], a, argv[0]);
         int consumed;
         if (set_opt(o, &OPTS[k], a, v, &consumed) != 0) return 1;
         i += consumed;
@@ -178,7 +199,8 @@ int train_opts_parse(int argc, char **argv, train_opts *o) {
         {"--sample-t-stride", o->loader.sample_t_stride, 1}, {"--batch-size", o->loader.batch_size, 1},
         {"--n-epochs", o->n_epochs, 1}, {"--checkpoint", o->checkpoint, 1},
         {"--n-val-samples", o->loader.n_clips, 1}, {"--n-threads", o->loader.n_threads, 1},
-        {"--plateau-patience", o->trainer.sched.patience, 0}};
+        {"--plateau-patience", o->trainer.sched.patience, 0}, {"--inference-stride", o->inference_stride, 1},
+        {"--output-topk", o->output_topk, 1}, {"--inference-batch-size", o->inference_batch_size, 0}};
     for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
         if (pos[i].v < pos[i].min)
             return cli_errorf("%s %d: must be at least %d", pos[i].name, pos[i].v, pos[i].min);
@@ -188,6 +210,10 @@ int train_opts_parse(int argc, char **argv, train_opts *o) {
     if (o->loader.train_crop_min_ratio <= 0.0f || o->loader.train_crop_min_ratio > 1.0f)
         return cli_errorf("--train-crop-min-ratio %g: must be in (0, 1]", o->loader.train_crop_min_ratio);
     if (o->no_train && o->no_val) return cli_errorf("--no-train and --no-val together leave nothing to do");
+    if (testing && o->inference_crop == 1)
+        return cli_errorf("--inference-crop nocrop: not supported yet (clips are square); use center");
+    if (testing && !o->resume_path && !o->model.weights)
+        return cli_errorf("--resume-path (a checkpoint of st3d train) or --weights is required");
     if (!o->annotation_path) return cli_errorf("--annotation-path is required");
     if (!o->video_path) return cli_errorf("--video-path is required");
     return 0;
@@ -320,3 +346,44 @@ int train_opts_open(train_opts *o, st3d_dataset **train_ds, st3d_dataset **val_d
 }
 
 void train_opts_free(train_opts *o) { cli_model_end(&o->model); }
+
+int test_opts_open(train_opts *o, st3d_dataset **ds, st3d_model **m) {
+    static const char *const subsets[] = {"training", "validation", "testing"};
+    st3d_error err = {0};
+    *ds = NULL;
+    *m = NULL;
+    struct stat st;
+    if (stat(o->annotation_path, &st) != 0)
+        return cli_errorf("--annotation-path %s: %s", o->annotation_path, strerror(errno));
+    if (stat(o->video_path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return cli_errorf("--video-path %s: not a folder", o->video_path);
+    if (o->resume_path) {
+        /* the network the checkpoint describes, with its weights */
+        cli_model_end(&o->model);
+        if (st3d_weights_read(o->resume_path, &o->model.map, &err) != 0)
+            return cli_errorf("--resume-path %s", err.msg);
+        if (st3d_model_params_from_weights(o->model.map, &o->model.p, &err) != 0)
+            return cli_errorf("--resume-path %s: %s", o->resume_path, err.msg);
+        o->model.weights = o->resume_path;
+        o->model.pretrain = NULL;
+    }
+    const char *subset = subsets[o->inference_subset];
+    if (!(*ds = st3d_dataset_open(o->annotation_path, o->video_path, subset, &err))) return cli_error(&err);
+    for (int64_t i = 0; i < st3d_dataset_n_warnings(*ds); i++)
+        fprintf(stderr, "st3d: warning: %s\n", st3d_dataset_warning(*ds, i));
+    if (st3d_dataset_size(*ds) == 0)
+        return cli_errorf("--inference-subset %s: no %s video of %s found under %s",
+                          subset[0] == 't' && subset[1] == 'r' ? "train" : subset[0] == 'v' ? "val" : "test",
+                          subset, o->annotation_path, o->video_path);
+    int64_t n_ann = st3d_dataset_n_classes(*ds);
+    if (n_ann != o->model.p.n_classes)
+        return cli_errorf("%s: the network has %d classes, %s has %lld",
+                          o->resume_path ? o->resume_path : o->model.weights, o->model.p.n_classes,
+                          o->annotation_path, (long long)n_ann);
+    if (check_frames(o, *ds) != 0) return 1;
+    if (o->model.threads) st3d_set_threads(o->model.threads);
+    if (cli_model_open(&o->model, (uint64_t)o->seed, m) != 0) return 1;
+    if (mkdir(o->result_path, 0777) != 0 && errno != EEXIST)
+        return cli_errorf("--result-path %s: %s", o->result_path, strerror(errno));
+    return 0;
+}

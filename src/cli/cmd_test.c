@@ -1,0 +1,101 @@
+/*
+ * cmd_test.c - `st3d test`: the original main.py --inference.  Every video
+ * of --inference-subset is cut into clips of --sample-duration frames every
+ * --inference-stride frames (SlidingWindow, the last one loop-padded),
+ * resized and center-cropped to --sample-size, run through the network, and
+ * the clips' softmax scores averaged per video (or kept per clip with
+ * --inference-no-average); RESULT_PATH/<subset>.json holds the top
+ * --output-topk labels and scores, as inference.py writes them.  The work is
+ * the library's st3d_predict; this file parses and reports.
+ */
+#include "cli.h"
+#include "train_opts.h"
+#include "core/core.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct test_state {
+    st3d_results *results;   /* the JSON being built */
+    const st3d_dataset *ds;  /* for video ids and class names */
+    int64_t done, total;     /* videos */
+    int64_t clips;           /* clips so far */
+    double t0, last;         /* start, last progress line */
+    int tty;                 /* stderr is a terminal */
+    st3d_error err;          /* a failure inside the callback */
+} test_state;
+
+static int on_video(const st3d_video_scores *v, void *user) {
+    test_state *s = user;
+    if (st3d_results_add(s->results, s->ds, v, &s->err) != 0) return 1;
+    s->done++;
+    s->clips += v->n_clips;
+    double now = st3d_now();
+    if (now - s->last >= (s->tty ? 0.2 : 10.0) || s->done == s->total) {
+        s->last = now;
+        double el = now - s->t0, rate = el > 0 ? s->clips / el : 0.0;
+        double eta = s->done ? el / s->done * (double)(s->total - s->done) : 0.0;
+        fprintf(stderr, "%stest %lld/%lld videos  %.1f clips/s  ETA %d:%02d%s", s->tty ? "\r" : "",
+                (long long)s->done, (long long)s->total, rate, (int)eta / 60, (int)eta % 60,
+                s->tty && s->done < s->total ? "" : "\n");
+        fflush(stderr);
+    }
+    return 0;
+}
+
+int cmd_test(int argc, char **argv) {
+    train_opts o;
+    int rc = train_opts_parse(argc, argv, 1, &o);
+    if (rc != 0) return rc < 0 ? 0 : rc;
+    st3d_dataset *ds = NULL;
+    st3d_model *m = NULL;
+    st3d_loader *L = NULL;
+    st3d_exec *e = NULL;
+    test_state s = {.tty = isatty(2)};
+    st3d_error err = {0};
+    rc = test_opts_open(&o, &ds, &m);
+    if (rc != 0) goto out;
+    /* get_inference_data: TemporalSubsampling + SlidingWindow, Resize + CenterCrop */
+    st3d_loader_params lp = o.loader;
+    lp.t_crop = ST3D_TCROP_SLIDING;
+    lp.window_stride = o.inference_stride;
+    lp.crop = ST3D_SCROP_CENTER;
+    lp.hflip = 0;
+    lp.colorjitter = 0;
+    lp.shuffle = 0;
+    if (o.inference_batch_size > 0) lp.batch_size = o.inference_batch_size;
+    rc = 1;
+    if (!(L = st3d_loader_new(ds, &lp, &err)) || !(e = st3d_exec_new(m, &err)) ||
+        !(s.results = st3d_results_new(o.output_topk, !o.inference_no_average, &err)))
+        goto fail;
+    s.ds = ds;
+    s.total = st3d_dataset_size(ds);
+    s.t0 = s.last = st3d_now();
+    if (st3d_predict(e, m, L, on_video, &s, &err) != 0) {
+        if (s.err.code != ST3D_OK) err = s.err;
+        goto fail;
+    }
+    char msg[1024];
+    while (st3d_loader_pop_message(L, msg, sizeof msg)) fprintf(stderr, "st3d: warning: %s\n", msg);
+    static const char *const names[] = {"train", "val", "test"};
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s.json", o.result_path, names[o.inference_subset]);
+    if (st3d_results_write(s.results, path, &err) != 0) goto fail;
+    st3d_loader_stats ls;
+    st3d_loader_get_stats(L, &ls);
+    printf("%s: %lld videos, %lld clips, %lld skipped\n", path, (long long)s.done, (long long)s.clips,
+           (long long)ls.n_skipped_total);
+    rc = ls.n_skipped_total ? 1 : 0;
+    goto out;
+fail:
+    rc = cli_error(&err);
+out:
+    st3d_results_free(s.results);
+    st3d_exec_free(e);
+    st3d_loader_free(L);
+    st3d_model_free(m);
+    st3d_dataset_free(ds);
+    train_opts_free(&o);
+    return rc;
+}
