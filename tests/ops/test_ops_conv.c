@@ -57,10 +57,6 @@ static const conv_case conv_cases[] = {
     {"odd channels, bias", 2, 5, 7, 1, {3, 4, 5}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, 1, LAY_8C, 0},
     {"1x1x1, bias", 2, 8, 8, 1, {2, 3, 4}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 1, LAY_NDHWC, 0},
     {"layer4 1x4x4", 2, 32, 32, 1, {1, 4, 4}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, 0, LAY_8C, 0},
-    /* preresnet50 layer1 at the training clip of test_equality (4x3x8x40x40) */
-    {"preresnet50 layer1 conv2", 4, 64, 64, 1, {4, 10, 10}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, 0, LAY_NATIVE, 0},
-    {"preresnet50 layer1 conv1", 4, 256, 64, 1, {4, 10, 10}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, LAY_NATIVE, 0},
-    {"preresnet50 layer1 conv3", 4, 64, 256, 1, {4, 10, 10}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, LAY_NATIVE, 0},
 };
 
 static void geom_of(const conv_case *c, ref_conv *rg, conv_geom *g) {
