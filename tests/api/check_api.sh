@@ -1,5 +1,7 @@
 #!/bin/bash
-# check_api.sh BUILD_DIR SOURCE_DIR - libst3d as an installed C library:
+# check_api.sh BUILD_DIR SOURCE_DIR [CC [EXTRA_CFLAGS]] - libst3d as an
+# installed C library (CC and EXTRA_CFLAGS: the build's compiler and, in a
+# sanitizer build, its -fsanitize flags):
 #   1. `cmake --install` into a temporary prefix puts the shared and static
 #      libraries, st3d.h, the st3d program and st3d.pc in place;
 #   2. the shared library exports exactly the functions include/st3d.h
@@ -9,7 +11,7 @@
 #   4. the installed program and the library agree on the version, which
 #      CMakeLists.txt's project() sets.
 set -euo pipefail
-build="$1"; src="$2"
+build="$1"; src="$2"; cc="${3:-cc}"; extra="${4:-}"
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 fail() { echo "check_api: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
 
@@ -34,7 +36,7 @@ echo "exports: $(wc -l < "$tmp/exported") functions, exactly those of st3d.h"
 
 # 3. a consumer program through pkg-config
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
-cc -std=c11 -Wall -Wextra -Werror $(pkg-config --cflags st3d) "$src/tests/api/consumer.c" \
+"$cc" -std=c11 -Wall -Wextra -Werror $extra $(pkg-config --cflags st3d) "$src/tests/api/consumer.c" \
    -o "$tmp/consumer" $(pkg-config --libs st3d) -lm || fail "consumer.c did not build via pkg-config"
 LD_LIBRARY_PATH="$libdir" "$tmp/consumer" || fail "consumer program failed"
 LD_LIBRARY_PATH="$libdir" ldd "$tmp/consumer" | grep -q "$libdir/libst3d.so" || fail "consumer not linked to the installed libst3d.so"
