@@ -5,9 +5,9 @@ Rows, on 3 x 16 x 112 x 112 clips, each network at inference with batch 1
 and 8 (eval mode, no_grad) and one training step at batch 8 (forward,
 cross-entropy, backward, SGD with momentum 0.9 and weight decay 1e-3):
   resnet18, resnet50   the original code's 3D ResNets (shortcut B), built for
-                       PyTorch by tests/reference/ref_models.py
+                       PyTorch by tests/torch/ref_resnet.py
   densenet121, r2p1d18 the original code's DenseNet and R(2+1)D, built for
-                       PyTorch by tests/families/ref_families.py
+                       PyTorch by tests/torch/ref_families.py
   tv-r3d-18            torchvision.models.video.r3d_18 itself (st3d --model tv-r3d)
 PyTorch runs with its oneDNN (mkldnn) path on, as users run it, and with
 OpenBLAS told the CPU's core type (see torch_env).  Each side: warm-up runs,
@@ -52,11 +52,11 @@ if kind == "tv":
     import torchvision.models.video as V
     model = getattr(V, name)(num_classes=400)
 elif kind == "ref":
-    sys.path.insert(0, os.path.join(root, "tests", "reference"))
-    import ref_models as R
+    sys.path.insert(0, os.path.join(root, "tests", "torch"))
+    import ref_resnet as R
     model = R.build(name, int(depth[0]), n_classes=400, shortcut="B")
 else:
-    sys.path.insert(0, os.path.join(root, "tests", "families"))
+    sys.path.insert(0, os.path.join(root, "tests", "torch"))
     import ref_families as RF
     model = RF.build(name, int(depth[0]), n_classes=400)
 x = torch.randn(batch, 3, 16, 112, 112)

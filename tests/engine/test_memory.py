@@ -6,17 +6,23 @@ For ResNet-50/101/152/200 (and preresnet, resnext) at 1x3x8x64x64, the
 activation memory st3d reports (`st3d bench --mode infer`, "activation
 memory") must be the same for every depth, and at most 4x the largest single
 activation PyTorch's own forward produces (measured with forward hooks on an
-independent PyTorch model, tests/reference/ref_models.py)."""
+independent PyTorch model, tests/torch/ref_resnet.py).
+Prints 'N passed, M failed'; exits 77 when PyTorch is absent."""
 import argparse
 import os
 import re
 import subprocess
 import sys
 
-import torch
+sys.dont_write_bytecode = True
+try:
+    import torch
+except ImportError:
+    print("skipped: PyTorch is not installed for %s" % sys.executable)
+    sys.exit(77)
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
-import ref_models as R  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "torch"))
+import ref_resnet as R  # noqa: E402
 
 SHAPE = (1, 3, 8, 64, 64)
 

@@ -5,8 +5,8 @@ st3d draws its own masks (a counter-based generator with a fixed seed), so
 they cannot equal PyTorch's.  With batch 1 they can be read back from st3d's
 gradients: column j of dL/d(fc7.weight) is zero exactly when fc6's unit j
 was dropped (or its ReLU was off), column j of dL/d(fc8.weight) when fc7's
-unit j was.  Checks (C3D at batch 1, 16x112x112, weights and clip as
-test_families.py's c3d case):
+unit j was.  Checks (C3D at batch 1, 16x112x112, weights and clip built as
+test_networks.py's c3d case):
 
   1. reproducible: the same train-steps command twice gives identical bytes
      of loss, parameters and gradients;
@@ -19,7 +19,7 @@ test_families.py's c3d case):
   4. exact semantics: PyTorch with the masks read back (kept units scaled by
      1 / (1 - p) = 2, the mask reused in the backward) reproduces st3d's
      loss and every gradient within 1e-3 (reference float32 on PyTorch's
-     oneDNN, as test_families.py's C3D);
+     oneDNN: the masks are exact, only rounding differs);
   5. the masks do not depend on the number of threads (--threads 1 vs 2);
   6. --dropout 0.5 changes the loss and gradients vs --dropout 0.
 
@@ -28,48 +28,37 @@ Exit status: 0 when every check passes, 1 on a failure, 2 on usage errors.
 import argparse
 import copy
 import os
-import re
 import sys
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-
-sys.dont_write_bytecode = True   # no __pycache__ in the source tree (tests/reference)
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import fam_common as FC  # noqa: E402
+import harness as H  # noqa: E402
+import numpy as np  # noqa: E402
 import ref_families as RF  # noqa: E402
-from fam_common import common, st_io  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from test_networks import init_margin  # noqa: E402
 
 NAME = "c3d-dropout"
 NCLS = 10
 SHAPE = (1, 3, 16, 112, 112)
 LR = 1e-4
+CASE = H.Net(NAME, "c3d", ["--model", "c3d", "--n-classes", str(NCLS)],
+             lambda: RF.build("c3d", n_classes=NCLS, dropout=0.5), init_margin(RF.c3d_input),
+             None, SHAPE, NCLS, make_input=RF.c3d_input, lr=LR)
 
 
-class Checks:
-    def __init__(self):
-        self.nfail = 0
-
-    def check(self, ok, what):
-        print("%s  %s" % ("PASS" if ok else "FAIL", what), flush=True)
-        self.nfail += not ok
-
-
-def st3d_train(args, tmp, tag, wpath, xpath, lpath, dropout, steps, threads):
-    out = os.path.join(tmp, tag + "-out.safetensors")
-    gr = os.path.join(tmp, tag + "-g.safetensors")
-    p = common.run([args.st3d, "train-steps", "--model", "c3d", "--dropout", repr(dropout),
-                    "--n-classes", str(NCLS), "--threads", str(threads),
-                    "--weights", wpath, "--input", xpath, "--labels", lpath,
-                    "--steps", str(steps), "--lr", repr(LR), "--momentum", "0.9",
-                    "--weight-decay", "1e-3", "--output", out, "--grads", gr])
-    if p.returncode != 0:
-        print("st3d train-steps (%s) exit %d: %s" % (tag, p.returncode, p.stderr.strip()[-400:]))
+def st3d_train(st3d, tmp, tag, wpath, x, labels, dropout, steps, threads):
+    st3d.threads = threads
+    rep = H.Report(NAME, tag)
+    got = st3d.train(rep, CASE.st3d + ["--dropout", repr(dropout)], wpath, x, labels, LR, tmp,
+                     tag, steps=steps)
+    if got is None:
+        print("st3d train-steps (%s): %s" % (tag, "; ".join(rep.failures)))
         sys.exit(1)
-    losses = re.findall(r"step\s+\d+\s+loss\s+(\S+)", p.stdout)
-    return losses, st_io.load(out)[0], st_io.load(gr)[0], (open(out, "rb").read(),
-                                                             open(gr, "rb").read())
+    raw = tuple(open(os.path.join(tmp, tag + s), "rb").read()
+                for s in ("-out.safetensors", "-g.safetensors"))
+    return got["losses"], got["grads"], raw
 
 
 def masks_from_grads(g):
@@ -88,38 +77,28 @@ def within(count, n, p, sig=5.0):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    common.add_binary_arg(ap)
-    ap.add_argument("--keep", action="store_true")
+    H.add_args(ap)
     args = ap.parse_args()
-    common.check_binary(args.st3d)
-    torch.set_num_threads(2)
-    C = Checks()
+    H.check_binary(args.st3d)
+    torch.set_num_threads(args.threads)
+    C = H.Checks()
+    st3d = H.St3d(args.st3d, args.threads, args.timeout)
+    model = CASE.build("train")
+    x, labels = CASE.data("train")
 
-    case = FC.Case(NAME, ["--model", "c3d"], lambda: RF.build("c3d", n_classes=NCLS, dropout=0.5),
-                   None, None, SHAPE, NCLS, ref="f32dnn", make_input=RF.c3d_input)
-    model = FC.build_model(case)
-    gen = torch.Generator().manual_seed(FC.seed_for(NAME, "train-input", 0))
-    x = case.make_input(SHAPE, gen)
-    labels = torch.randint(0, NCLS, (SHAPE[0],), generator=gen, dtype=torch.int64)
-
-    with common.TempDir(keep=args.keep, prefix="st3ddrop-") as tmp:
+    with H.TempDir(keep=args.keep, prefix="st3ddrop-") as tmp:
         wpath = os.path.join(tmp, "w.safetensors")
-        xpath, lpath = os.path.join(tmp, "x.npy"), os.path.join(tmp, "l.npy")
-        st_io.save(wpath, st_io.state_dict_to_numpy(model.state_dict()), {"format": "pt"})
-        np.save(xpath, x.numpy())
-        np.save(lpath, labels.numpy())
-
+        H.save_weights(model, wpath)
         # 1. reproducibility (two steps, so the second draw is covered too)
-        la, _, ga, raw_a = st3d_train(args, tmp, "a", wpath, xpath, lpath, 0.5, 2, 2)
-        lb, _, _, raw_b = st3d_train(args, tmp, "b", wpath, xpath, lpath, 0.5, 2, 2)
+        la, ga, raw_a = st3d_train(st3d, tmp, "a", wpath, x, labels, 0.5, 2, args.threads)
+        lb, _, raw_b = st3d_train(st3d, tmp, "b", wpath, x, labels, 0.5, 2, args.threads)
         C.check(la == lb and raw_a == raw_b,
                 "same command twice: identical losses %s, parameters and gradients" % la)
-
         # the first step alone, and with one thread
-        l1, _, g1, _ = st3d_train(args, tmp, "s1", wpath, xpath, lpath, 0.5, 1, 2)
+        l1, g1, _ = st3d_train(st3d, tmp, "s1", wpath, x, labels, 0.5, 1, args.threads)
         C.check(l1 == la[:1], "1-step run's loss %s = 2-step run's first loss %s" % (l1, la[:1]))
-        _, _, g1t, _ = st3d_train(args, tmp, "t1", wpath, xpath, lpath, 0.5, 1, 1)
-        l0, _, g0, _ = st3d_train(args, tmp, "z", wpath, xpath, lpath, 0.0, 1, 2)
+        _, g1t, _ = st3d_train(st3d, tmp, "t1", wpath, x, labels, 0.5, 1, 1)
+        l0, g0, _ = st3d_train(st3d, tmp, "z", wpath, x, labels, 0.0, 1, args.threads)
 
     # the ReLUs' state without dropout at fc6 (fc7's depends on the fc6 mask)
     torch.backends.mkldnn.enabled = True
@@ -159,7 +138,7 @@ def main():
 
     # 6. dropout changes things
     dl = abs(float(l0[0]) - float(l1[0]))
-    dg = common.rel_err(g1["fc7.weight"], g0["fc7.weight"])
+    dg = H.max_err(g1["fc7.weight"], g0["fc7.weight"])
     C.check(dl > 1e-4 and dg > 0.1,
             "--dropout 0.5 vs 0: loss %s vs %s, fc7.weight gradient differs by %.2f of its max"
             % (l1[0], l0[0], dg))
@@ -170,14 +149,13 @@ def main():
     loss = F.cross_entropy(ref(x), labels)
     loss.backward()
     e_loss = abs(float(loss) - float(l1[0])) / abs(float(loss))
-    worst = max((common.rel_err(g1[k], p.grad.double().numpy()), k) for k, p in ref.named_parameters())
+    worst = max((H.max_err(g1[k], p.grad.double().numpy()), k) for k, p in ref.named_parameters())
     torch.backends.mkldnn.enabled = False
     C.check(e_loss <= 1e-3 and worst[0] <= 1e-3,
             "PyTorch with st3d's masks: loss rel err %.1e, worst gradient %.1e (%s); tolerance 1e-3"
             % (e_loss, worst[0], worst[1]))
 
-    print("\n%s" % ("all checks passed" if C.nfail == 0 else "%d checks failed" % C.nfail))
-    return 1 if C.nfail else 0
+    return C.close()
 
 
 if __name__ == "__main__":

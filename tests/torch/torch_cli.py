@@ -1,23 +1,28 @@
 #!/usr/bin/python3
-"""A stand-in for the st3d program built on PyTorch and ref_models, speaking
+"""A stand-in for the st3d program built on PyTorch and ref_resnet, speaking
 the same command line (forward, train-steps, info; model options with '-' or
-'_').  It is NOT st3d: it exists to self-test the harness and its tolerances:
+'_') for the four ResNet families.  It is NOT st3d: it checks the harness's
+tolerances by hand (test_selfcheck.py is the test that runs in ctest):
 
     # a second, independent float32 implementation (PyTorch's oneDNN path)
-    TORCH_CLI_MKLDNN=1 python3 test_equality.py --st3d tests/reference/torch_cli.py
+    TORCH_CLI_MKLDNN=1 /usr/bin/python3 tests/torch/test_networks.py \
+        --family resnet --family preresnet --family wideresnet --family resnext \
+        --st3d tests/torch/torch_cli.py
 
-must pass; with TORCH_CLI_BUG=fwd|grad|nbt|momentum|bnmom|wd the harness must
-fail (each injects one small, realistic mistake).
+must pass; with TORCH_CLI_BUG=fwd|grad|nbt|momentum|bnmom|wd it must fail
+(each injects one small, realistic mistake).
 """
 import os
 import sys
+
+sys.dont_write_bytecode = True
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import ref_models as R  # noqa: E402
+import ref_resnet as R  # noqa: E402
 import st_io  # noqa: E402
 
 FLAGS = ("no-max-pool", "nesterov")

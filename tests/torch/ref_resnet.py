@@ -306,7 +306,7 @@ def randomize(model, gen, calib_input=None, bn_beta="centered"):
                   rather than saturating the softmax.  Few ReLU inputs then lie within
                   float32 rounding distance of 0, so two correct float32
                   implementations take the same ReLU decisions and their
-                  gradients agree to rounding level (see test_equality.py).
+                  gradients agree to rounding level (see test_networks.py).
 
     Running statistics: with calib_input, that batch's statistics (one
     train-mode pass, cumulative averaging) perturbed (mean + 0.1*std*N(0,1),
