@@ -4,7 +4,7 @@
 # "motion" dataset (real MPEG-4 videos whose class is a motion, laid out as
 # UCF-101), train a small 3D ResNet from scratch, test it video by video
 # (sliding windows, scores averaged), evaluate, plot the curves, and show how
-# one video was classified.  About 15 minutes on 2 cores.
+# one video was classified.  About 10 minutes on 2 cores.
 #   WORK=DIR   where the dataset and results go (default: ./quickstart)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,13 +25,13 @@ $ST3D make-annotations --dataset ucf101 --src "$WORK/motion/splits" \
 #    so --no-hflip; the original's other augmentations stay on)
 common=(--video-path "$WORK/motion/videos" --annotation-path "$WORK/motion.json"
         --result-path "$WORK/results" --n-classes 8
-        --model resnet --model-depth 10 --resnet-widen-factor 0.5
-        --sample-size 64 --sample-duration 16)
+        --model resnet --model-depth 10 --resnet-widen-factor 0.25 --conv1-t-size 3
+        --sample-size 56 --sample-duration 8)
 $ST3D train "${common[@]}" --no-hflip --batch-size 16 --n-epochs 30 \
     --learning-rate 0.05 --multistep-milestones 20,27 --weight-decay 1e-4 \
     --n-val-samples 1 --checkpoint 10
 
-# 3. test: every test video in clips of 16 frames every 8, scores averaged
+# 3. test: every test video in clips of 8 frames every 8, scores averaged
 $ST3D test "${common[@]}" --resume-path "$WORK/results/save_30.safetensors" \
     --inference-subset val --inference-stride 8
 # 4. evaluate: video-level accuracy, per class, confusion matrix
