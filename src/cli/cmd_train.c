@@ -42,7 +42,8 @@ static int on_step(const st3d_step_report *r, void *user) {
         st3d_error err = {0};
         if (st3d_logger_log(ps->batch_log, row, ints, &err) != 0) return cli_error(&err);
     }
-    double now = r->seconds;
+    double now = r->seconds; /* from this epoch's start */
+    if (r->batch == 1) ps->last = -1e9;
     int last_batch = r->batch >= r->n_batches;
     if (!last_batch && now - ps->last < (ps->tty ? 0.2 : 10.0)) return 0;
     ps->last = now;

@@ -114,6 +114,17 @@ static void defaults(train_opts *o) {
     snprintf(o->milestones_text, sizeof o->milestones_text, "50 100 150");
 }
 
+/* The idx-th name of a "a|b|c" choice list into out ("" when out of range). */
+static void choice_name(const char *choices, int idx, char *out, size_t cap) {
+    const char *c = choices;
+    for (int k = 0; k < idx && c; k++) {
+        c = strchr(c, '|');
+        if (c) c++;
+    }
+    const char *bar = c ? strchr(c, '|') : NULL;
+    snprintf(out, cap, "%.*s", c ? (int)(bar ? (size_t)(bar - c) : strlen(c)) : 0, c ? c : "");
+}
+
 /* Reads argv[*i]'s value into the table's target. */
 static int set_opt(train_opts *o, const opt_def *d, const char *a, const char *v, int *consumed) {
     char *base = (char *)o;
@@ -146,19 +157,12 @@ static int set_opt(train_opts *o, const opt_def *d, const char *a, const char *v
         *(int *)dst = !strcmp(d->name, "no-hflip") ? 0 : 1;
         return 0;
     case OPT_CHOICE: {
-        int idx = 0;
-        const char *c = d->choices;
-        size_t n = strlen(v);
-        while (c) {
-            const char *bar = strchr(c, '|');
-            size_t len = bar ? (size_t)(bar - c) : strlen(c);
-            if (len == n && !strncmp(c, v, n)) {
+        char name[32];
+        for (int idx = 0; choice_name(d->choices, idx, name, sizeof name), name[0]; idx++)
+            if (!strcmp(name, v)) {
                 *(int *)dst = idx;
                 return 0;
             }
-            idx++;
-            c = bar ? bar + 1 : NULL;
-        }
         return cli_errorf("--%s: '%s' is not one of %s", d->name, v, d->choices);
     }
     }
@@ -267,11 +271,8 @@ static int write_opts_json(const train_opts *o) {
             case OPT_STR: val = *(const char *const *)src ? json_string(*(const char *const *)src) : json_null(); break;
             case OPT_FLAG: val = json_boolean(*(const int *)src); break;
             case OPT_CHOICE: {
-                int idx = *(const int *)src;
-                const char *c = d->choices;
-                for (int k = 0; k < idx && c; k++) c = strchr(c, '|') ? strchr(c, '|') + 1 : NULL;
-                char name[32] = "";
-                if (c) snprintf(name, sizeof name, "%.*s", (int)(strchr(c, '|') ? strchr(c, '|') - c : (long)strlen(c)), c);
+                char name[32];
+                choice_name(d->choices, *(const int *)src, name, sizeof name);
                 val = json_string(name);
                 break;
             }
@@ -303,15 +304,27 @@ static int write_opts_json(const train_opts *o) {
     return 0;
 }
 
-int train_opts_open(train_opts *o, st3d_dataset **train_ds, st3d_dataset **val_ds, st3d_model **m) {
-    st3d_error err = {0};
-    *train_ds = *val_ds = NULL;
-    *m = NULL;
+/* --annotation-path must exist and --video-path be a folder. */
+static int check_paths(const train_opts *o) {
     struct stat st;
     if (stat(o->annotation_path, &st) != 0)
         return cli_errorf("--annotation-path %s: %s", o->annotation_path, strerror(errno));
     if (stat(o->video_path, &st) != 0 || !S_ISDIR(st.st_mode))
         return cli_errorf("--video-path %s: not a folder", o->video_path);
+    return 0;
+}
+
+static int make_result_dir(const train_opts *o) {
+    if (mkdir(o->result_path, 0777) != 0 && errno != EEXIST)
+        return cli_errorf("--result-path %s: %s", o->result_path, strerror(errno));
+    return 0;
+}
+
+int train_opts_open(train_opts *o, st3d_dataset **train_ds, st3d_dataset **val_ds, st3d_model **m) {
+    st3d_error err = {0};
+    *train_ds = *val_ds = NULL;
+    *m = NULL;
+    if (check_paths(o) != 0) return 1;
     if (!o->no_train && !(*train_ds = st3d_dataset_open(o->annotation_path, o->video_path, "training", &err)))
         return cli_errorf("--annotation-path %s", err.msg);
     if (!o->no_val && !(*val_ds = st3d_dataset_open(o->annotation_path, o->video_path, "validation", &err)))
@@ -340,8 +353,7 @@ int train_opts_open(train_opts *o, st3d_dataset **train_ds, st3d_dataset **val_d
     }
     if (o->model.threads) st3d_set_threads(o->model.threads);
     if (cli_model_open(&o->model, (uint64_t)o->seed, m) != 0) return 1;
-    if (mkdir(o->result_path, 0777) != 0 && errno != EEXIST)
-        return cli_errorf("--result-path %s: %s", o->result_path, strerror(errno));
+    if (make_result_dir(o) != 0) return 1;
     return write_opts_json(o);
 }
 
@@ -352,11 +364,7 @@ int test_opts_open(train_opts *o, st3d_dataset **ds, st3d_model **m) {
     st3d_error err = {0};
     *ds = NULL;
     *m = NULL;
-    struct stat st;
-    if (stat(o->annotation_path, &st) != 0)
-        return cli_errorf("--annotation-path %s: %s", o->annotation_path, strerror(errno));
-    if (stat(o->video_path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return cli_errorf("--video-path %s: not a folder", o->video_path);
+    if (check_paths(o) != 0) return 1;
     if (o->resume_path) {
         /* the network the checkpoint describes, with its weights */
         cli_model_end(&o->model);
@@ -383,7 +391,5 @@ int test_opts_open(train_opts *o, st3d_dataset **ds, st3d_model **m) {
     if (check_frames(o, *ds) != 0) return 1;
     if (o->model.threads) st3d_set_threads(o->model.threads);
     if (cli_model_open(&o->model, (uint64_t)o->seed, m) != 0) return 1;
-    if (mkdir(o->result_path, 0777) != 0 && errno != EEXIST)
-        return cli_errorf("--result-path %s: %s", o->result_path, strerror(errno));
-    return 0;
+    return make_result_dir(o);
 }
