@@ -189,6 +189,9 @@ typedef struct st3d_model_params {
                                   The 2018 code used 64 for wideresnet and resnext. */
     int c3d_bn;                /* c3d: batch norm after every convolution */
     float dropout;             /* c3d: dropout after fc6 and fc7 (0.5) */
+    int spatial_only;          /* resnet family: 1 makes the temporal kernel of every
+                                  convolution 1 (conv1 too), a 2D CNN run on each
+                                  frame: the control that sees no motion */
 } st3d_model_params;
 
 st3d_model_params st3d_model_default_params(void);
@@ -509,6 +512,8 @@ typedef struct st3d_loader_params {
     float train_crop_min_ratio;   /* RandomResizedCrop aspect range (r, 1/r) */
     int hflip;                    /* 1: flip with probability 1/2 (not --no_hflip) */
     int colorjitter;              /* 1: ColorJitter (--colorjitter) */
+    int shuffle_frames;           /* 1: the frames of every clip in a random order
+                                     (the 2D control: no motion left to see) */
     float jitter_brightness;      /* ColorJitter strengths; the original's defaults */
     float jitter_contrast;        /*   are all 0, which makes it an identity */
     float jitter_saturation;
@@ -693,11 +698,16 @@ st3d_exec *st3d_trainer_exec(st3d_trainer *t);
 /* Checkpoints (safetensors): the state_dict, the SGD momentum buffers
  * ("optimizer.momentum_buffer.<key>"), and as metadata the epoch, the
  * architecture, the step count and the scheduler's state; `extra` metadata
- * (key, value pairs, NULL-terminated; may be NULL) is added.  Written
- * atomically (temporary file, fsync, rename). */
+ * (key, value pairs, NULL-terminated; may be NULL) is added.  A path ending
+ * in ".pth" gets instead what the original main.py's save_checkpoint writes
+ * with torch.save ({'epoch', 'arch', 'state_dict', 'optimizer',
+ * 'scheduler'}, PyTorch's state dicts; `extra` is not used), which
+ * torch.load reads.  Written atomically (temporary file, fsync, rename). */
 int st3d_trainer_save(const st3d_trainer *t, const char *path, int64_t epoch,
                       const char *const *extra, st3d_error *err);
-/* Restores what st3d_trainer_save wrote; *epoch gets the epoch it closed. */
+/* Restores what st3d_trainer_save wrote, or a .pth checkpoint of the
+ * original main.py as its resume does (whose optimizer and scheduler
+ * settings then replace the trainer's); *epoch gets the epoch it closed. */
 int st3d_trainer_resume(st3d_trainer *t, const char *path, int64_t *epoch, st3d_error *err);
 
 /* ------------------------------------------------------------- inference */

@@ -70,6 +70,8 @@ int cli_model_begin(int argc, char **argv, cli_model *cm);
  * --threads option: returns 1 (and advances *i), 0 when it is not one, -1
  * after printing an error for a bad or missing value. */
 int cli_model_opt(int argc, char **argv, int *i, cli_model *cm);
+/* 1 when a is a network option that takes no value (--no-max-pool ...). */
+int cli_model_is_flag(const char *a);
 /* Builds the network (parameters from seed) and loads the weights read by
  * cli_model_begin; prints and returns 1 on error. */
 int cli_model_open(cli_model *cm, uint64_t seed, st3d_model **out);

@@ -76,8 +76,7 @@ int cmd_convert(int argc, char **argv) {
     /* positional IN and OUT; IN plays the part of --weights for inference */
     for (int i = 1; i < argc; i++) {
         if (!strncmp(argv[i], "--", 2)) {
-            int flag = cli_opt_is(argv[i], "no-max-pool") || cli_opt_is(argv[i], "c3d-bn") ||
-                       cli_opt_is(argv[i], "no-mean-norm") || cli_opt_is(argv[i], "no-std-norm");
+            int flag = cli_model_is_flag(argv[i]) || cli_opt_is(argv[i], "no-mean-norm") || cli_opt_is(argv[i], "no-std-norm");
             i += !flag;
             continue;
         }

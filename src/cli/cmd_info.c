@@ -32,6 +32,7 @@ static void print_params(const st3d_model_params *p) {
     if (!strcmp(p->model, "wideresnet")) printf(" --wide-resnet-k %d", p->wide_resnet_k);
     if (!strcmp(p->model, "resnext")) printf(" --resnext-cardinality %d", p->resnext_cardinality);
     if (p->c3d_bn) printf(" --c3d-bn");
+    if (p->spatial_only) printf(" --spatial-only");
     if (p->conv1_planes) printf(" (conv1 width %d, as the 2018 code)", p->conv1_planes);
     printf("\n");
 }

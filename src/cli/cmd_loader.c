@@ -46,6 +46,7 @@ static void usage(const char *cmd) {
            "  --inference-stride N (16)\n"
            "  --train-crop random|corner|center  --train-crop-min-scale F (0.25)\n"
            "  --train-crop-min-ratio F (0.75)  --no-hflip  --colorjitter\n"
+           "  --shuffle-frames  (each clip's frames in a random order: the 2D control)\n"
            "  --colorjitter-brightness F  --colorjitter-contrast F  --colorjitter-saturation F\n"
            "  --colorjitter-hue F   (strengths; 0 as the original's ColorJitter())\n"
            "  --value-scale 1|255  --mean-dataset kinetics|activitynet|0.5\n"
@@ -148,6 +149,7 @@ static int parse(int argc, char **argv, loader_opts *o) {
         else if (cli_opt_is(a, "out-dir") && v) o->out_dir = argv[++i];
         else if (cli_opt_is(a, "mean-dataset") && v) o->mean_dataset = argv[++i];
         else if (cli_opt_is(a, "no-hflip")) o->p.hflip = 0;
+        else if (cli_opt_is(a, "shuffle-frames")) o->p.shuffle_frames = 1;
         else if (cli_opt_is(a, "colorjitter")) o->p.colorjitter = 1;
         else if (cli_opt_is(a, "no-mean-norm")) no_mean = 1;
         else if (cli_opt_is(a, "no-std-norm")) no_std = 1;

@@ -12,8 +12,11 @@
  *   train.log, train_batch.log,  the Logger files (tab-separated, header row)
  *   val.log
  *   save_<epoch>.safetensors     every --checkpoint epochs and at the end
- *                                (weights, momentum, schedule, epoch)
- * --resume-path continues a run from such a checkpoint exactly.
+ *                                (weights, momentum, schedule, epoch); with
+ *                                --save-format pth save_<epoch>.pth, what
+ *                                main.py's save_checkpoint writes
+ * --resume-path continues a run from such a checkpoint exactly, or from a
+ * .pth of the original main.py as its resume does.
  */
 #include "cli.h"
 #include "train_opts.h"
@@ -145,7 +148,8 @@ static int run(train_opts *o, st3d_model *m, st3d_dataset *train_ds, st3d_datase
         if (train_l) {
             st3d_trainer_end_epoch(t, val_loss);
             if (epoch % o->checkpoint == 0 || epoch == o->n_epochs) {
-                snprintf(path, sizeof path, "%s/save_%lld.safetensors", o->result_path, (long long)epoch);
+                snprintf(path, sizeof path, "%s/save_%lld.%s", o->result_path, (long long)epoch,
+                         o->save_format ? "pth" : "safetensors");
                 const char *extra[] = {"st3d.mean_dataset", o->mean_dataset, NULL};
                 if (st3d_trainer_save(t, path, epoch, extra, &err) != 0) goto out_err;
                 fprintf(stderr, "saved %s\n", path);

@@ -45,12 +45,16 @@ void cli_model_end(cli_model *cm) {
     cm->map = NULL;
 }
 
+int cli_model_is_flag(const char *a) {
+    return cli_opt_is(a, "no-max-pool") || cli_opt_is(a, "c3d-bn") || cli_opt_is(a, "spatial-only");
+}
+
 int cli_model_opt(int argc, char **argv, int *i, cli_model *cm) {
     st3d_model_params *p = &cm->p;
     const char *a = argv[*i];
     const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
     int consumed = 2;
-    int flag = cli_opt_is(a, "no-max-pool") || cli_opt_is(a, "c3d-bn");
+    int flag = cli_model_is_flag(a);
     if (!flag && !v) {
         static const char *with_value[] = {
             "model", "model-depth", "n-classes", "n-input-channels", "resnet-shortcut",
@@ -79,6 +83,9 @@ int cli_model_opt(int argc, char **argv, int *i, cli_model *cm) {
         consumed = 1;
     } else if (cli_opt_is(a, "c3d-bn")) {
         p->c3d_bn = 1;
+        consumed = 1;
+    } else if (cli_opt_is(a, "spatial-only")) {
+        p->spatial_only = 1;
         consumed = 1;
     } else if (cli_opt_is(a, "resnet-widen-factor")) bad = cli_parse_float(a, v, &p->resnet_widen_factor);
     else if (cli_opt_is(a, "wide-resnet-k")) bad = cli_parse_int(a, v, &p->wide_resnet_k);
@@ -137,6 +144,8 @@ void cli_model_usage(FILE *out) {
             "  --resnet-shortcut A|B                          (B)\n"
             "  --conv1-t-size N  --conv1-t-stride N           (7, 1)\n"
             "  --no-max-pool\n"
+            "  --spatial-only   temporal kernel 1 in every convolution: a 2D CNN on each\n"
+            "                   frame (resnet family; the control that sees no motion)\n"
             "  --resnet-widen-factor F                        (1.0)\n"
             "  --wide-resnet-k K                              (2)\n"
             "  --resnext-cardinality C                        (32)\n"

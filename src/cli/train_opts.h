@@ -20,6 +20,7 @@ typedef struct train_opts {
     const char *resume_path;        /* --resume-path */
     int n_epochs;                   /* --n-epochs */
     int checkpoint;                 /* --checkpoint: save every this many epochs */
+    int save_format;                /* --save-format: 0 safetensors, 1 pth */
     int no_train, no_val;           /* --no-train, --no-val */
     int no_mean_norm, no_std_norm;  /* --no-mean-norm, --no-std-norm */
     int seed;                       /* --manual-seed */

@@ -511,11 +511,21 @@ static int run_item(worker *w, int64_t k, int64_t epoch, st3d_error *err) {
             st3d_spatial_draw(&L->scfg, w->frames[0].width, w->frames[0].height, &srng, &ch);
         float *dst = L->buf[r] + slot_i * L->clip_floats;
         int64_t plane = (int64_t)T * L->p.sample_size * L->p.sample_size;
+        int slot[1024]; /* where frame t of the clip goes: t, or a random permutation */
+        for (int t = 0; t < T; t++) slot[t] = t;
+        if (L->p.shuffle_frames) {
+            st3d_rng frng = st3d_rng_for(L->p.seed, (uint64_t)epoch, (uint64_t)L->pos[k],
+                                         ((uint64_t)(fc + c) << 32) ^ 0x53484646ull /* "SHFF" */);
+            for (int t = T - 1; t > 0; t--) {
+                int j = (int)st3d_rng_int(&frng, 0, t), tmp = slot[t];
+                slot[t] = slot[j], slot[j] = tmp;
+            }
+        }
         for (int t = 0; t < T && rc == 0; t++) {
             st3d_spatial_choice cht = ch; /* in the decoded rectangle's coordinates */
             if (folder) cht.crop_x -= w->rects[t].x, cht.crop_y -= w->rects[t].y;
             rc = st3d_spatial_apply(&L->scfg, &cht, &w->frames[t], &w->sw,
-                                    dst + (int64_t)t * L->p.sample_size * L->p.sample_size, plane,
+                                    dst + (int64_t)slot[t] * L->p.sample_size * L->p.sample_size, plane,
                                     err);
         }
         if (rc != 0) {

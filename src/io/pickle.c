@@ -251,41 +251,50 @@ static int is_text(const pk_obj *o) { return o && (o->type == PK_STR || o->type 
 
 /* -------------------------------------------------------------- globals */
 
+/* The globals a checkpoint may name, and what each means here. */
+static const struct {
+    const char *module, *name; /* as pickled */
+    pk_global which;           /* what it means here */
+    int dtype;                 /* element type of storage types, else -1 */
+} ALLOWED[] = {
+    {"collections", "OrderedDict", PKG_ORDERED_DICT, -1},
+    {"collections", "Counter", PKG_COUNTER, -1},
+    {"torch._utils", "_rebuild_tensor_v2", PKG_REBUILD_TENSOR_V2, -1},
+    {"torch._utils", "_rebuild_tensor", PKG_REBUILD_TENSOR, -1},
+    {"torch._utils", "_rebuild_parameter", PKG_REBUILD_PARAMETER, -1},
+    {"torch._utils", "_rebuild_parameter_with_state", PKG_REBUILD_PARAMETER_STATE, -1},
+    {"torch", "FloatStorage", PKG_STORAGE_TYPE, ST3D_F32},
+    {"torch", "HalfStorage", PKG_STORAGE_TYPE, ST3D_F16},
+    {"torch", "BFloat16Storage", PKG_STORAGE_TYPE, ST3D_BF16},
+    {"torch", "DoubleStorage", PKG_STORAGE_TYPE, ST3D_F64},
+    {"torch", "LongStorage", PKG_STORAGE_TYPE, ST3D_I64},
+    {"torch", "IntStorage", PKG_STORAGE_TYPE, ST3D_I32},
+    {"torch", "ByteStorage", PKG_STORAGE_TYPE, ST3D_U8},
+    {"torch", "CharStorage", PKG_STORAGE_TYPE, ST3D_I8},
+    {"torch", "BoolStorage", PKG_STORAGE_TYPE, ST3D_BOOL},
+};
+
+const char *pk_storage_type(st3d_dtype dtype) {
+    for (size_t i = 0; i < sizeof ALLOWED / sizeof ALLOWED[0]; i++)
+        if (ALLOWED[i].which == PKG_STORAGE_TYPE && ALLOWED[i].dtype == (int)dtype)
+            return ALLOWED[i].name;
+    return NULL;
+}
+
 static pk_obj *resolve_global(pk_run *r, const char *module, size_t mlen, const char *name,
                               size_t nlen) {
-    static const struct {
-        const char *module, *name; /* as pickled */
-        pk_global which;           /* what it means here */
-        int dtype;                 /* element type of storage types, else -1 */
-    } allowed[] = {
-        {"collections", "OrderedDict", PKG_ORDERED_DICT, -1},
-        {"collections", "Counter", PKG_COUNTER, -1},
-        {"torch._utils", "_rebuild_tensor_v2", PKG_REBUILD_TENSOR_V2, -1},
-        {"torch._utils", "_rebuild_tensor", PKG_REBUILD_TENSOR, -1},
-        {"torch._utils", "_rebuild_parameter", PKG_REBUILD_PARAMETER, -1},
-        {"torch._utils", "_rebuild_parameter_with_state", PKG_REBUILD_PARAMETER_STATE, -1},
-        {"torch", "FloatStorage", PKG_STORAGE_TYPE, ST3D_F32},
-        {"torch", "HalfStorage", PKG_STORAGE_TYPE, ST3D_F16},
-        {"torch", "BFloat16Storage", PKG_STORAGE_TYPE, ST3D_BF16},
-        {"torch", "DoubleStorage", PKG_STORAGE_TYPE, ST3D_F64},
-        {"torch", "LongStorage", PKG_STORAGE_TYPE, ST3D_I64},
-        {"torch", "IntStorage", PKG_STORAGE_TYPE, ST3D_I32},
-        {"torch", "ByteStorage", PKG_STORAGE_TYPE, ST3D_U8},
-        {"torch", "CharStorage", PKG_STORAGE_TYPE, ST3D_I8},
-        {"torch", "BoolStorage", PKG_STORAGE_TYPE, ST3D_BOOL},
-    };
     char full[160];
     snprintf(full, sizeof full, "%.*s.%.*s", mlen > 70 ? 70 : (int)mlen, module,
              nlen > 70 ? 70 : (int)nlen, name);
-    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++) {
-        if (strlen(allowed[i].module) != mlen || memcmp(allowed[i].module, module, mlen) != 0 ||
-            strlen(allowed[i].name) != nlen || memcmp(allowed[i].name, name, nlen) != 0)
+    for (size_t i = 0; i < sizeof ALLOWED / sizeof ALLOWED[0]; i++) {
+        if (strlen(ALLOWED[i].module) != mlen || memcmp(ALLOWED[i].module, module, mlen) != 0 ||
+            strlen(ALLOWED[i].name) != nlen || memcmp(ALLOWED[i].name, name, nlen) != 0)
             continue;
         pk_obj *g = new_obj(r, PK_GLOBAL);
         if (!g) return NULL;
-        g->u.global.which = allowed[i].which;
-        g->u.global.dtype = allowed[i].dtype >= 0 ? (st3d_dtype)allowed[i].dtype : ST3D_F32;
-        g->u.global.name = allowed[i].name;
+        g->u.global.which = ALLOWED[i].which;
+        g->u.global.dtype = ALLOWED[i].dtype >= 0 ? (st3d_dtype)ALLOWED[i].dtype : ST3D_F32;
+        g->u.global.name = ALLOWED[i].name;
         return g;
     }
     for (size_t i = 0; i < strlen(full); i++) /* keep the message printable */

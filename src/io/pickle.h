@@ -122,5 +122,7 @@ const pk_obj *pk_storage_at(const pk_ctx *c, size_t i);
 const pk_obj *pk_dict_get(const pk_obj *d, const char *key);
 /* Python-ish type name for messages: "dict", "tensor", ... */
 const char *pk_type_name(const pk_obj *o);
+/* torch's storage type of an element type ("FloatStorage"), NULL if none. */
+const char *pk_storage_type(st3d_dtype dtype);
 
 #endif /* ST3D_PICKLE_H */

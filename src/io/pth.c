@@ -1,7 +1,10 @@
 /*
  * pth.c - entry points of the PyTorch checkpoint reader: recognizes the
  * container format from the first bytes and hands over to pth_zip.c or
- * pth_legacy.c.  Also classifies files for st3d_weights_read.
+ * pth_legacy.c, which unpickle the checkpoint and pass it to a consumer:
+ * the state-dict builder (pth_dict.c) for st3d_pth_read, or the training
+ * checkpoint reader (src/train/checkpoint_pth.c).  Also classifies files for
+ * st3d_weights_read.
  */
 #include "io/pth.h"
 
@@ -20,14 +23,23 @@ st3d_weights_kind st3d_weights_sniff(const unsigned char *head, size_t n) {
     return ST3D_WEIGHTS_UNKNOWN;
 }
 
-int st3d_pth_read_src(st3d_src *s, st3d_tensor_map **out, st3d_error *err) {
+st3d_weights_kind st3d_weights_sniff_path(const char *path) {
+    st3d_src s;
+    unsigned char head[16] = {0};
+    if (st3d_src_open(&s, path, NULL) != 0) return ST3D_WEIGHTS_UNKNOWN;
+    size_t n = s.size < sizeof head ? (size_t)s.size : sizeof head;
+    int rc = st3d_src_read(&s, 0, head, n, NULL);
+    st3d_src_close(&s);
+    return rc == 0 ? st3d_weights_sniff(head, n) : ST3D_WEIGHTS_UNKNOWN;
+}
+
+int pth_read_with(st3d_src *s, pth_consume_fn fn, void *user, st3d_error *err) {
     unsigned char head[16] = {0};
     size_t n = s->size < sizeof head ? (size_t)s->size : sizeof head;
-    *out = NULL;
     if (st3d_src_read(s, 0, head, n, err) != 0) return -1;
     switch (st3d_weights_sniff(head, n)) {
-    case ST3D_WEIGHTS_PTH_ZIP: return pth_read_zip(s, out, err);
-    case ST3D_WEIGHTS_PTH_LEGACY: return pth_read_legacy(s, out, err);
+    case ST3D_WEIGHTS_PTH_ZIP: return pth_read_zip(s, fn, user, err);
+    case ST3D_WEIGHTS_PTH_LEGACY: return pth_read_legacy(s, fn, user, err);
     default: break;
     }
     if (n >= 2 && head[0] == 0x80)
@@ -37,6 +49,16 @@ int st3d_pth_read_src(st3d_src *s, st3d_tensor_map **out, st3d_error *err) {
     return st3d_fail(err, ST3D_ERR_FORMAT,
                      "%s: not a PyTorch checkpoint (neither a zip archive nor the legacy format)",
                      s->name);
+}
+
+static int build_map(const char *path, const pk_obj *root, const char *format,
+                     const pth_loader *ld, void *out, st3d_error *err) {
+    return pth_build_map(path, root, format, ld, out, err);
+}
+
+int st3d_pth_read_src(st3d_src *s, st3d_tensor_map **out, st3d_error *err) {
+    *out = NULL;
+    return pth_read_with(s, build_map, out, err);
 }
 
 int st3d_pth_read(const char *path, st3d_tensor_map **out, st3d_error *err) {

@@ -8,7 +8,8 @@
  * state-dict tensor needs them (an optimizer's momentum buffers are never
  * read), once each however many tensors share them, and released as soon as
  * the last tensor using them is copied, so peak memory stays near the size
- * of the map being built.
+ * of the map being built.  pth_add_tensor copies out any other one tensor
+ * (a training checkpoint's momentum buffers, checkpoint_pth.c).
  */
 #include "io/pth.h"
 
@@ -231,6 +232,18 @@ static int add_item(const char *path, const pth_item *it, pth_group *g, const pt
         free(g->data);
         g->data = NULL;
     }
+    return rc;
+}
+
+int pth_add_tensor(const char *path, const char *name, const pk_obj *tensor,
+                   const pth_loader *ld, st3d_tensor_map *map, st3d_error *err) {
+    if (tensor->type != PK_TENSOR)
+        return st3d_fail(err, ST3D_ERR_FORMAT, "%s: '%s' is a %s, not a tensor", path, name,
+                         pk_type_name(tensor));
+    pth_item it = {name, tensor->u.tensor, 0};
+    pth_group g = {tensor->u.tensor->storage, NULL, 1};
+    int rc = add_item(path, &it, &g, ld, map, err);
+    free(g.data); /* left there when add_item failed */
     return rc;
 }
 

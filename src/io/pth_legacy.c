@@ -187,8 +187,7 @@ static int index_storages(st3d_src *s, pk_ctx *pc, const legacy_pickles *lp,
     return 0;
 }
 
-int pth_read_legacy(st3d_src *s, st3d_tensor_map **out, st3d_error *err) {
-    *out = NULL;
+int pth_read_legacy(st3d_src *s, pth_consume_fn fn, void *user, st3d_error *err) {
     legacy_reader lr = {s, NULL, 0};
     legacy_pickles lp = {NULL, NULL, 0};
     pk_ctx *pc = NULL;
@@ -223,7 +222,7 @@ int pth_read_legacy(st3d_src *s, st3d_tensor_map **out, st3d_error *err) {
     if (rc == 0) rc = index_storages(s, pc, &lp, &lr, err);
     if (rc == 0) {
         pth_loader ld = {load_storage, &lr};
-        rc = pth_build_map(s->name, lp.root, "pth-legacy", &ld, out, err);
+        rc = fn(s->name, lp.root, "pth-legacy", &ld, user, err);
     }
     free(lr.recs);
     pk_free(pc);

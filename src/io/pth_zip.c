@@ -156,11 +156,10 @@ static int check_byteorder(zip_reader *z, st3d_error *err) {
                               "%s: storages are not little endian (byteorder record)", z->path);
 }
 
-int pth_read_zip(st3d_src *s, st3d_tensor_map **out, st3d_error *err) {
+int pth_read_zip(st3d_src *s, pth_consume_fn fn, void *user, st3d_error *err) {
     zip_reader z;
     memset(&z, 0, sizeof z);
     z.path = s->name;
-    *out = NULL;
     zip_error_t ze;
     zip_error_init(&ze);
     if (s->mem) {
@@ -197,7 +196,7 @@ int pth_read_zip(st3d_src *s, st3d_tensor_map **out, st3d_error *err) {
         goto done;
     }
     pth_loader ld = {load_storage, &z};
-    rc = pth_build_map(s->name, root, "pth-zip", &ld, out, err);
+    rc = fn(s->name, root, "pth-zip", &ld, user, err);
 done:
     pk_free(pc);
     free(pkl);

@@ -69,6 +69,7 @@ static int from_metadata(const st3d_tensor_map *map, st3d_model_params *p) {
     META_INT("resnext_cardinality", resnext_cardinality);
     META_INT("conv1_planes", conv1_planes);
     META_INT("c3d_bn", c3d_bn);
+    META_INT("spatial_only", spatial_only);
 #undef META_INT
     const char *v = st3d_tensor_map_get_meta(map, "st3d.resnet_shortcut");
     if (v && (v[0] == 'A' || v[0] == 'B')) p->resnet_shortcut = v[0];
@@ -156,6 +157,9 @@ int st3d_model_params_from_weights(const st3d_tensor_map *map, st3d_model_params
         }
         p->n_input_channels = (int)t->shape[1];
         p->conv1_t_size = (int)t->shape[2];
+        /* the 2D control: layer1's 3x3x3 convolution is 1x3x3 */
+        const st3d_tensor_info *k3 = bottleneck ? c2 : c1;
+        p->spatial_only = k3 && k3->ndim == 5 && k3->shape[2] == 1 && k3->shape[3] == 3;
         /* the 2018 code's wideresnet and resnext have a 64-wide conv1 */
         int stem_default = !strcmp(p->model, "resnext")      ? 128
                            : !strcmp(p->model, "wideresnet") ? 64 * p->wide_resnet_k
@@ -196,6 +200,7 @@ int st3d_model_params_to_meta(const st3d_model_params *p, st3d_tensor_map *map, 
     PUT("resnext_cardinality", "%d", p->resnext_cardinality);
     PUT("conv1_planes", "%d", p->conv1_planes);
     PUT("c3d_bn", "%d", p->c3d_bn);
+    PUT("spatial_only", "%d", p->spatial_only);
 #undef PUT
     return 0;
 }

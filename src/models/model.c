@@ -90,6 +90,7 @@ int g_conv(st3d_model *m, const char *name, int in, int oc, const int k[3], cons
 int g_conv_cube(st3d_model *m, const char *name, int in, int oc, int k, int s, int p, int groups,
                 st3d_error *err) {
     int kk[3] = {k, k, k}, ss[3] = {s, s, s}, pp[3] = {p, p, p};
+    if (m->p.spatial_only) kk[0] = 1, pp[0] = 0; /* the 2D control: k x k per frame */
     return g_conv(m, name, in, oc, kk, ss, pp, groups, 0, err);
 }
 

@@ -95,8 +95,14 @@ static int build_network(st3d_model *m, st3d_error *err) {
         {"c3d", build_c3d},                  {"tv-r3d", build_tv_resnet},
         {"tv-mc3", build_tv_resnet},         {"tv-r2plus1d", build_tv_resnet},
     };
-    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
-        if (!strcmp(m->p.model, families[i].name)) return families[i].build(m, err);
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
+        if (strcmp(m->p.model, families[i].name)) continue;
+        if (m->p.spatial_only && families[i].build != build_resnet_family)
+            return st3d_fail(err, ST3D_ERR_INVALID,
+                             "--spatial-only is for resnet, preresnet, wideresnet and resnext, not %s",
+                             m->p.model);
+        return families[i].build(m, err);
+    }
     return st3d_fail(err, ST3D_ERR_INVALID,
                      "unknown model '%s' (choose resnet, preresnet, wideresnet, resnext, "
                      "resnet2p1d, densenet, c3d, tv-r3d, tv-mc3, tv-r2plus1d)",

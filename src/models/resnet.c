@@ -164,6 +164,7 @@ int build_resnet_family(st3d_model *m, st3d_error *err) {
     int x = g_input(m, p->n_input_channels, err);
     int k[3] = {p->conv1_t_size, 7, 7}, s[3] = {p->conv1_t_stride, 2, 2},
         pad[3] = {p->conv1_t_size / 2, 3, 3};
+    if (p->spatial_only) k[0] = 1, pad[0] = 0; /* the 2D control */
     x = x < 0 ? -1 : g_conv(m, "conv1", x, in_planes, k, s, pad, 1, 0, err);
     x = x < 0 ? -1 : g_bn(m, "bn1", x, err);
     x = x < 0 ? -1 : g_relu(m, x, err);

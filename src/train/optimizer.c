@@ -106,3 +106,7 @@ float *st3d_sgd_momentum_data(st3d_sgd *o, int64_t *count) {
 }
 
 void st3d_sgd_set_steps(st3d_sgd *o, int64_t steps) { o->steps = steps; }
+
+const st3d_sgd_params *sgd_params(const st3d_sgd *o) { return &o->h; }
+
+void sgd_set_params(st3d_sgd *o, const st3d_sgd_params *h) { o->h = *h; }

@@ -14,25 +14,13 @@
  * full batch, the last (smaller) batch and a batch shrunk by a skipped video
  * are each built once and then reused.
  */
+#include "io/pth.h"
 #include "models/model.h"
+#include "train/train.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct st3d_trainer {
-    st3d_model *m;            /* the network (borrowed) */
-    st3d_exec *exec;          /* plans and backend (owned) */
-    st3d_sgd *sgd;            /* optimizer state (owned) */
-    st3d_scheduler sched;     /* learning-rate schedule state */
-    st3d_trainer_params p;    /* settings */
-    int64_t iteration;        /* training steps so far (the original's `iter`) */
-    float *clips;             /* one batch of clips, loader's full-batch shape */
-    float *logits;            /* batch x n_classes */
-    int64_t *labels;          /* batch */
-    int64_t batch_cap;        /* clips the buffers hold */
-    int64_t clip_floats;      /* floats per clip */
-};
 
 st3d_trainer_params st3d_trainer_default_params(void) {
     st3d_trainer_params p;
@@ -146,6 +134,12 @@ static int run_epoch(st3d_trainer *t, st3d_loader *loader, int64_t epoch, int va
     r.validation = validation;
     r.epoch = epoch;
     r.n_batches = ls.n_batches;
+    if (!validation && t->iteration_from_epoch) {
+        /* resumed from a .pth: train.py counts iter = (epoch - 1) * len(data_loader) + (i + 1) */
+        t->iteration = (epoch - 1) * ls.n_batches;
+        t->iteration_from_epoch = 0;
+        if (st3d_sgd_steps(t->sgd) > 0) st3d_sgd_set_steps(t->sgd, t->iteration > 0 ? t->iteration : 1);
+    }
     double t0 = st3d_now(), loss_sum = 0.0, hit_sum = 0.0;
     for (;;) {
         double w0 = st3d_now();
@@ -242,8 +236,15 @@ static int meta_get(const st3d_tensor_map *map, const char *key, const char *pat
     return 0;
 }
 
+/* A path ending in ".pth"? */
+static int is_pth(const char *path) {
+    size_t n = strlen(path);
+    return n >= 4 && strcmp(path + n - 4, ".pth") == 0;
+}
+
 int st3d_trainer_save(const st3d_trainer *t, const char *path, int64_t epoch,
                       const char *const *extra, st3d_error *err) {
+    if (is_pth(path)) return pth_checkpoint_save(t, path, epoch, err);
     st3d_tensor_map *map = NULL;
     if (st3d_model_state_dict(t->m, &map, err) != 0) return -1;
     int rc = -1;
@@ -285,6 +286,11 @@ int st3d_trainer_resume(st3d_trainer *t, const char *path, int64_t *epoch, st3d_
     st3d_tensor_map *map = NULL;
     if (st3d_weights_read(path, &map, err) != 0) return -1;
     int rc = -1;
+    st3d_weights_kind kind = st3d_weights_sniff_path(path);
+    if (kind == ST3D_WEIGHTS_PTH_ZIP || kind == ST3D_WEIGHTS_PTH_LEGACY) {
+        rc = pth_checkpoint_resume(t, path, map, epoch, err);
+        goto out;
+    }
     double ep = 0, steps = 0, iter = 0, lr = 0, last = 0, best = 0, bad = 0, cool = 0;
     if (meta_get(map, "epoch", path, &ep, err) || meta_get(map, "optimizer.steps", path, &steps, err) ||
         meta_get(map, "train.iteration", path, &iter, err) || meta_get(map, "scheduler.lr", path, &lr, err) ||

@@ -179,7 +179,7 @@ CASES = [
         (2, 3, 8, 48, 48), None, ncls=9),
     # C3D: 16x112x112 only; forward at the default dropout 0.5 (identity in
     # eval), training with --dropout 0 at batch 1
-    fam("c3d", "c3d", None, [], dict(dropout=0.0), (2, 3, 16, 112, 112), (1, 3, 16, 112, 112),
+    fam("c3d", "c3d", None, [], dict(dropout=0.0), (1, 3, 16, 112, 112), (1, 3, 16, 112, 112),
         ref="auto", train_args=["--dropout", "0"], lr=1e-4, make_input=RF.c3d_input,
         no_ties=True),
     fam("c3d-bn", "c3d", None, ["--c3d-bn"], dict(bn=True, dropout=0.0),

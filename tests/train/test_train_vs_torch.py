@@ -58,7 +58,7 @@ def main():
     ref_resnet.randomize(init, torch.Generator().manual_seed(11), bn_beta="margin")
     st_io.save(w0, {k: v.detach().numpy() for k, v in init.state_dict().items()})
     data = ["--annotation-path", ann, "--video-path", os.path.join(vids, "videos"),
-            "--batch-size", "8", "--sample-size", "64", "--sample-duration", "16",
+            "--batch-size", "8", "--sample-size", "48", "--sample-duration", "16",
             "--n-threads", "2", "--manual-seed", "5"]
     epochs = 7  # 24 clips / 8 = 3 steps per epoch
     clips = os.path.join(tmp, "clips")
