@@ -367,6 +367,9 @@ typedef struct st3d_video_params {
     int autorotate;     /* 1: apply the stream's rotation metadata as the
                            ffmpeg program does (default 1) */
     st3d_scaler scaler; /* scaling algorithm (default bilinear) */
+    int live;           /* 1: a source read once as it comes (a pipe, "-" for standard
+                           input, an RTSP/HTTP URL): no indexing pass, frames counted
+                           as decoded, n_frames 0 (unknown), no seeking (default 0) */
 } st3d_video_params;
 
 st3d_video_params st3d_video_default_params(void);
@@ -467,6 +470,8 @@ typedef struct st3d_annotation_params {
     int split;              /* UCF-101 / HMDB-51 split 1..3 */
     int n_classes;          /* Kinetics: 400, 600 or 700 (file names) */
     double fps;             /* ActivityNet: frame rate when no video gives one (0: none) */
+    const char *classes;    /* "A,B,C": keep only these classes, labelled in this order,
+                               and their videos (not ActivityNet); NULL: all */
 } st3d_annotation_params;
 st3d_annotation_params st3d_annotation_default_params(void);
 int st3d_make_annotations(const st3d_annotation_params *params, const char *dst_json,
@@ -488,6 +493,10 @@ typedef enum st3d_spatial_crop {
     ST3D_SCROP_RANDOM = 0, /* RandomResizedCrop (--train_crop random) */
     ST3D_SCROP_CORNER = 1, /* MultiScaleCornerCrop (--train_crop corner) */
     ST3D_SCROP_CENTER = 2, /* Resize + CenterCrop (--train_crop center, validation) */
+    ST3D_SCROP_NONE = 3,   /* Resize alone (--inference_crop nocrop): short side
+                              sample_size, aspect kept, so clips have their video's
+                              height and width and a batch holds one video's clips
+                              (see st3d_loader_peek) */
 } st3d_spatial_crop;
 
 /* Fills mean and std (3 values each) for --mean_dataset ("kinetics",
@@ -507,7 +516,7 @@ typedef struct st3d_loader_params {
     st3d_temporal_crop t_crop;    /* --train_t_crop, or validation/inference modes */
     int n_clips;                  /* clips per video for ST3D_TCROP_EVEN (--n_val_samples) */
     int window_stride;            /* ST3D_TCROP_SLIDING stride (--inference_stride; 0: duration) */
-    st3d_spatial_crop crop;       /* --train_crop */
+    st3d_spatial_crop crop;       /* --train_crop (or validation's / inference's) */
     float train_crop_min_scale;   /* RandomResizedCrop area range (min, 1) */
     float train_crop_min_ratio;   /* RandomResizedCrop aspect range (r, 1/r) */
     int hflip;                    /* 1: flip with probability 1/2 (not --no_hflip) */
@@ -539,9 +548,9 @@ typedef struct st3d_clip_info {
     int64_t begin, end;   /* first and one-past-last frame number (1-based) used */
     int clip;             /* clip number within its video (multi-clip crops) */
     int crop_x, crop_y;   /* crop origin in the source frame (center crop:
-                             in the frame after Resize) */
-    int crop_w, crop_h;   /* crop size in the source frame (center crop: the
-                             size of the frame after Resize) */
+                             in the frame after Resize; nocrop: 0) */
+    int crop_w, crop_h;   /* crop size in the source frame (center crop and
+                             nocrop: the size of the frame after Resize) */
     int flipped;          /* 1: horizontally flipped */
     float jitter[4];      /* brightness, contrast, saturation, hue factors */
     int jitter_order[4];  /* order applied (0 b, 1 c, 2 s, 3 h) */
@@ -566,18 +575,108 @@ void st3d_loader_free(st3d_loader *loader);
 /* Starts epoch (0, 1, ...): its order (shuffled from seed and epoch), this
  * shard's part, then workers fill the queue.  Abandons an unfinished epoch. */
 int st3d_loader_start_epoch(st3d_loader *loader, int64_t epoch, st3d_error *err);
-/* Shape of a full batch: {batch_size, 3, sample_duration, sample_size, sample_size}. */
+/* Shape of a full batch: {batch_size, 3, sample_duration, sample_size, sample_size}
+ * (with ST3D_SCROP_NONE, H and W are only known batch by batch: st3d_loader_peek). */
 void st3d_loader_batch_shape(const st3d_loader *loader, int64_t shape[5]);
+/* Waits for the next batch and gives its shape {N, 3, T, H, W} without
+ * taking it: N as st3d_loader_next's *n, H x W sample_size x sample_size
+ * but with ST3D_SCROP_NONE, where they are the batch's video's (every clip
+ * of a batch is of one video then; a video with more clips than batch_size
+ * fills several batches).  Returns 1, 0 at the end of the epoch, -1 on error. */
+int st3d_loader_peek(st3d_loader *loader, int64_t shape[5], st3d_error *err);
 /* Waits for the next batch and copies it out: clips (N x 3 x T x H x W,
  * NCDHW float32), labels (N; may be NULL), info (N; may be NULL).  *n gets
  * the clips in it (< batch_size for the last batch, or when a video was
- * skipped).  Returns 1 with a batch, 0 at the end of the epoch, -1 on error. */
+ * skipped).  Returns 1 with a batch, 0 at the end of the epoch, -1 on error.
+ * With ST3D_SCROP_NONE the batch must have been peeked at (H and W vary;
+ * clips must hold st3d_loader_peek's shape), else this is refused. */
 int st3d_loader_next(st3d_loader *loader, float *clips, int64_t *labels, st3d_clip_info *info,
                      int *n, st3d_error *err);
 /* Pops the oldest unread message about a skipped video into buf; returns 1,
  * or 0 when there is none.  Each video is reported once. */
 int st3d_loader_pop_message(st3d_loader *loader, char *buf, size_t cap);
 void st3d_loader_get_stats(const st3d_loader *loader, st3d_loader_stats *stats);
+
+/* ------------------------------------------------------------ clip stream */
+
+/* Whole videos cut into clips as they decode, for classifying or embedding
+ * any number of videos of any length (`st3d classify`, `st3d features`; the
+ * companion tool video-classification-3d-cnn-pytorch's job, without its
+ * frame dumps).  Decoder threads each take the next video of the list,
+ * decode it from start to end (the decoder drained at the end, so every
+ * frame it gives is seen), transform each frame once (Resize of the short
+ * side + CenterCrop, then normalization: the companion's Scale, CenterCrop,
+ * ToTensor, Normalize) into a ring of sample_duration frames, and put each
+ * clip, the moment its last frame is in, into a bounded queue the caller
+ * drains.  Memory is the ring, the queue and one decoder per thread, never
+ * a whole video.
+ *
+ * Clips start at frames 0, stride, 2 * stride, ... as the original's
+ * SlidingWindow; the first clip that runs past the last frame is
+ * loop-padded (LoopPadding: its frames repeated from its first) and ends
+ * the video, unless drop_tail is set.  The companion tool itself cuts
+ * only full clips starting at 1, 1 + stride, ... below n - duration + 1
+ * (its make_dataset), so a video's last frames (and any video shorter than
+ * a clip) go unclassified there. */
+typedef struct st3d_stream_params {
+    int sample_duration;  /* frames per clip (16) */
+    int stride;           /* frames between clip starts (0: sample_duration) */
+    int sample_size;      /* clip height and width after Resize + CenterCrop (112) */
+    float value_scale;    /* 1: pixel values in [0, 1], 255: [0, 255] (1) */
+    float mean[3];        /* subtracted per channel, already x value_scale (kinetics) */
+    float std[3];         /* divided per channel, already x value_scale (kinetics) */
+    int drop_tail;        /* 1: no loop-padded last clip (0) */
+    int n_threads;        /* decoder threads: videos decoded at once (2) */
+    int decoder_threads;  /* libavcodec threads per video (1) */
+    int queue_clips;      /* clips buffered between decoding and the caller (16) */
+    int live;             /* 1: the paths are live sources (st3d_video_params.live) */
+} st3d_stream_params;
+
+st3d_stream_params st3d_stream_default_params(void);
+
+/* What the stream hands out, in order; one video's items come in the order
+ * BEGIN, CLIP..., then END or FAIL; items of videos decoded at once
+ * interleave. */
+typedef enum st3d_stream_kind {
+    ST3D_STREAM_BEGIN = 0, /* a video opened: info is set */
+    ST3D_STREAM_CLIP = 1,  /* a clip (its pixels copied out by st3d_clip_stream_next) */
+    ST3D_STREAM_END = 2,   /* a video fully decoded: n_clips, n_frames set */
+    ST3D_STREAM_FAIL = 3,  /* a video could not be opened or decoded: message says
+                              why; clips it gave before are to be discarded */
+} st3d_stream_kind;
+
+typedef struct st3d_stream_item {
+    st3d_stream_kind kind; /* what this is */
+    int64_t video;         /* index into the list the stream was made with */
+    int64_t clip;          /* CLIP: number within its video, from 0 */
+    int64_t first, last;   /* CLIP: 1-based numbers of its first and last real frame
+                              (the companion's "segment" [first, last]) */
+    int n_real;            /* CLIP: frames before loop padding (< sample_duration: padded) */
+    double start, end;     /* CLIP: seconds, the first frame's timestamp and the last
+                              real frame's plus one frame duration */
+    double decoded_at;     /* CLIP: st3d's monotonic clock (seconds) when its last frame
+                              was decoded, for latency */
+    int64_t n_clips;       /* END: clips the video gave */
+    int64_t n_frames;      /* END: frames decoded */
+    st3d_video_info info;  /* BEGIN, END: the video (n_frames: the container's index) */
+    char message[768];     /* FAIL: one line naming the file and the reason */
+} st3d_stream_item;
+
+typedef struct st3d_clip_stream st3d_clip_stream;
+
+/* Starts decoding paths[0..n) (copied) at once.  Bad parameters fail here;
+ * a bad video is a FAIL item later. */
+st3d_clip_stream *st3d_clip_stream_new(const char *const *paths, int64_t n,
+                                       const st3d_stream_params *params, st3d_error *err);
+/* Stops the decoder threads (an unfinished stream is abandoned) and frees. */
+void st3d_clip_stream_free(st3d_clip_stream *s);
+/* Shape of one clip, {3, sample_duration, sample_size, sample_size} (CDHW). */
+void st3d_clip_stream_clip_shape(const st3d_clip_stream *s, int64_t shape[4]);
+/* Waits for the next item; a CLIP's pixels are copied to clip (NCDHW order
+ * for one clip; may be NULL to drop them).  Returns 1 with an item, 0 when
+ * every video has ended, -1 on error. */
+int st3d_clip_stream_next(st3d_clip_stream *s, float *clip, st3d_stream_item *item,
+                          st3d_error *err);
 
 /* =============================================== end of video and data ===== */
 
@@ -742,6 +841,42 @@ int st3d_results_add(st3d_results *r, const st3d_dataset *ds, const st3d_video_s
 /* Written atomically. */
 int st3d_results_write(const st3d_results *r, const char *path, st3d_error *err);
 
+/* Clips of a st3d_clip_stream through an eval-mode forward, batch_size
+ * clips at a time (from several videos when they interleave), and every
+ * item of the stream handed to fn in the stream's order, clips with their
+ * outputs; the companion's classify_video for any number of videos, its
+ * --mode score (scores) and --mode feature (features) at once.  A BEGIN,
+ * END or FAIL item waits for the clips queued before it. */
+typedef struct st3d_clip_result {
+    const st3d_stream_item *item; /* the stream's item */
+    const float *logits;          /* CLIP: fc's n_classes outputs (the companion's
+                                     "scores"), else NULL */
+    const float *scores;          /* CLIP: their softmax, else NULL */
+    const float *features;        /* CLIP: the feature_dim pooled values fc reads,
+                                     else NULL */
+} st3d_clip_result;
+
+/* Called per item; a non-zero return stops the run (an error). */
+typedef int (*st3d_clip_fn)(const st3d_clip_result *result, void *user);
+
+int st3d_classify_stream(st3d_exec *exec, st3d_model *model, st3d_clip_stream *stream,
+                         int batch_size, st3d_clip_fn fn, void *user, st3d_error *err);
+
+/* A label drawn over a run of frames. */
+typedef struct st3d_overlay_span {
+    int64_t first, last; /* 1-based frame numbers it covers (a clip's segment) */
+    char text[128];      /* what is drawn, e.g. "MoveLeft 0.93" */
+} st3d_overlay_span;
+
+/* Writes video_path again to out_path (H.264 when libavcodec has libx264,
+ * else MPEG-4 part 2; container from out_path's extension; written under a
+ * temporary name and renamed when complete) with, on each frame, the text
+ * of the newest span covering it in a box at the top left (cairo), as the
+ * companion's generate_result_video.py.  spans sorted by first.  Decodes
+ * the video once more, a frame at a time. */
+int st3d_overlay_video(const char *video_path, const char *out_path,
+                       const st3d_overlay_span *spans, int64_t n_spans, st3d_error *err);
+
 /* ----------------------------------------------------------------- logs */
 
 /* The original's Logger (utils.py): a tab-separated file with a header row,
@@ -812,8 +947,10 @@ typedef struct st3d_eval {
  * --no_average), against the labels of params->subset in annotation_path
  * (the original's annotation JSON; no video is opened).  Each video's
  * entries are ranked by score, ties kept in file order, as eval_accuracy.py.
- * A results label absent from "labels", a subset video without a label, or
- * an empty result list fail naming the file and the video. */
+ * A results label absent from "labels", a results video absent from the
+ * annotation's "database" (which eval_accuracy.py would ignore), a subset
+ * video without a label, or an empty result list fail naming the file and
+ * the video. */
 int st3d_eval_results(const char *results_path, const char *annotation_path,
                       const st3d_eval_params *params, st3d_eval **out, st3d_error *err);
 void st3d_eval_free(st3d_eval *ev);

@@ -19,6 +19,9 @@ int cmd_bench(int argc, char **argv);
 int cmd_train_steps(int argc, char **argv);
 int cmd_train(int argc, char **argv); /* cmd_train.c, train_opts.c */
 int cmd_test(int argc, char **argv);  /* cmd_test.c */
+/* pretrained networks over many videos, streamed (cmd_classify.c) */
+int cmd_classify(int argc, char **argv);
+int cmd_features(int argc, char **argv);
 /* video and data commands (cmd_video.c, cmd_loader.c, cmd_extract_frames.c,
  * cmd_make_annotations.c) */
 int cmd_decode(int argc, char **argv);
@@ -77,5 +80,11 @@ int cli_model_is_flag(const char *a);
 int cli_model_open(cli_model *cm, uint64_t seed, st3d_model **out);
 void cli_model_end(cli_model *cm);
 void cli_model_usage(FILE *out);
+
+/* Class names from a file: one per line, or the "labels" list of an
+ * annotation JSON as the original code writes it (a path ending in .json).
+ * A JSON array (jansson), or NULL after printing why. */
+struct json_t;
+struct json_t *cli_read_labels(const char *path);
 
 #endif /* ST3D_CLI_H */

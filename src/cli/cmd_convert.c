@@ -21,43 +21,6 @@ static void usage(FILE *out) {
     cli_model_usage(out);
 }
 
-/* Reads class names into a JSON array (one per line, or "labels" of a JSON
- * annotation file as the original code writes). */
-static json_t *read_labels(const char *path) {
-    size_t n = strlen(path);
-    if (n > 5 && !strcmp(path + n - 5, ".json")) {
-        json_error_t je;
-        json_t *root = json_load_file(path, 0, &je);
-        if (!root) {
-            cli_errorf("%s: line %d: %s", path, je.line, je.text);
-            return NULL;
-        }
-        json_t *labels = json_object_get(root, "labels");
-        if (!json_is_array(labels)) {
-            json_decref(root);
-            cli_errorf("%s: no \"labels\" list", path);
-            return NULL;
-        }
-        json_incref(labels);
-        json_decref(root);
-        return labels;
-    }
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        cli_errorf("%s: cannot open", path);
-        return NULL;
-    }
-    json_t *arr = json_array();
-    char line[1024];
-    while (fgets(line, sizeof line, f)) {
-        size_t len = strcspn(line, "\r\n");
-        line[len] = '\0';
-        if (len) json_array_append_new(arr, json_string(line));
-    }
-    fclose(f);
-    return arr;
-}
-
 static int set_meta(st3d_tensor_map *map, const char *key, const char *value) {
     st3d_error err = {0};
     return st3d_tensor_map_set_meta(map, key, value, &err) ? cli_error(&err) : 0;
@@ -133,7 +96,7 @@ int cmd_convert(int argc, char **argv) {
         goto done;
     }
     if (labels_path) {
-        if (!(labels = read_labels(labels_path))) goto done;
+        if (!(labels = cli_read_labels(labels_path))) goto done;
         if ((int)json_array_size(labels) != cm.p.n_classes) {
             cli_errorf("%s: %zu labels for a network of %d classes", labels_path,
                        json_array_size(labels), cm.p.n_classes);

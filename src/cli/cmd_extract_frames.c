@@ -13,6 +13,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
+#include "cli/inputs.h"
 #include "cli/progress.h"
 #include "io/video.h"
 
@@ -44,41 +45,6 @@ typedef struct pool {
     pthread_mutex_t mu;    /* guards next, n_failed, prog and stderr */
 } pool;
 
-static const char *const EXTS[] = {".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg",
-                                   ".mpeg", ".flv", ".ogv", ".3gp"};
-
-static int is_video(const char *name, const char *ext) {
-    const char *dot = strrchr(name, '.');
-    if (!dot || name[0] == '.') return 0;
-    if (ext) return !strcmp(dot, ext);
-    for (size_t i = 0; i < sizeof EXTS / sizeof EXTS[0]; i++)
-        if (!strcmp(dot, EXTS[i])) return 1;
-    return 0;
-}
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Sorted entry names of dir (without . files); NULL on failure. */
-static char **list_dir(const char *dir, size_t *n) {
-    DIR *d = opendir(dir);
-    *n = 0;
-    if (!d) return NULL;
-    char **v = NULL;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue;
-        char **v2 = realloc(v, (*n + 1) * sizeof *v);
-        if (!v2) break;
-        v = v2;
-        v[(*n)++] = strdup(e->d_name);
-    }
-    closedir(d);
-    if (v) qsort(v, *n, sizeof *v, cmp_str);
-    return v;
-}
-
 static void add_job(pool *p, const char *src, const char *dst) {
     job *j = realloc(p->jobs, (p->n + 1) * sizeof *j);
     if (!j) return;
@@ -88,35 +54,28 @@ static void add_job(pool *p, const char *src, const char *dst) {
     p->n++;
 }
 
-/* Strips the extension of a file name into out. */
-static void stem(const char *name, char *out, size_t cap) {
-    snprintf(out, cap, "%s", name);
-    char *dot = strrchr(out, '.');
-    if (dot && dot != out) *dot = '\0';
-}
-
 /* Scans SRC: class folders of videos, or videos directly (flat). */
 static void collect(pool *p, const char *src, const char *dst, const char *ext, int flat) {
     size_t n;
-    char **names = list_dir(src, &n);
+    char **names = cli_list_dir(src, &n);
     char a[4096], b[8192], s[1024];
     for (size_t i = 0; i < n; i++) {
         snprintf(a, sizeof a, "%s/%s", src, names[i]);
         if (!flat && st3d_is_dir(a)) {
             size_t m;
-            char **vids = list_dir(a, &m);
+            char **vids = cli_list_dir(a, &m);
             for (size_t k = 0; k < m; k++) {
-                if (!is_video(vids[k], ext)) continue;
+                if (!cli_is_video_name(vids[k], ext)) continue;
                 char v[8192];
                 snprintf(v, sizeof v, "%s/%s", a, vids[k]);
-                stem(vids[k], s, sizeof s);
+                cli_stem(vids[k], s, sizeof s);
                 snprintf(b, sizeof b, "%s/%s/%s", dst, names[i], s);
                 add_job(p, v, b);
             }
             for (size_t k = 0; k < m; k++) free(vids[k]);
             free(vids);
-        } else if (st3d_is_file(a) && is_video(names[i], ext)) {
-            stem(names[i], s, sizeof s);
+        } else if (st3d_is_file(a) && cli_is_video_name(names[i], ext)) {
+            cli_stem(names[i], s, sizeof s);
             snprintf(b, sizeof b, "%s/%s", dst, s);
             add_job(p, a, b);
         }
@@ -125,21 +84,9 @@ static void collect(pool *p, const char *src, const char *dst, const char *ext, 
     free(names);
 }
 
-static void mkdirs(const char *path) {
-    char tmp[8192];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *c = tmp + 1; *c; c++)
-        if (*c == '/') {
-            *c = '\0';
-            mkdir(tmp, 0777);
-            *c = '/';
-        }
-    mkdir(tmp, 0777);
-}
-
 static void rmtree_flat(const char *dir) {
     size_t n;
-    char **v = list_dir(dir, &n);
+    char **v = cli_list_dir(dir, &n);
     char p[8192];
     for (size_t i = 0; i < n; i++) {
         snprintf(p, sizeof p, "%s/%s", dir, v[i]);
@@ -172,7 +119,7 @@ static int convert(const pool *p, const job *j, int64_t *n_out, st3d_error *err)
     const char *slash = strrchr(j->dst, '/');
     snprintf(tmp, sizeof tmp, "%.*s/.%s.tmp%ld", (int)(slash - j->dst), j->dst, slash + 1,
              (long)getpid());
-    mkdirs(tmp);
+    cli_mkdirs(tmp);
     uint8_t *rgb = malloc((size_t)vi->width * vi->height * 3);
     int rc = rgb ? 0 : st3d_fail(err, ST3D_ERR_NOMEM, "%s: out of memory", j->src);
     int64_t k = 0;
@@ -269,7 +216,7 @@ int cmd_extract_frames(int argc, char **argv) {
             return cli_errorf("--dataset: unknown dataset '%s'", dataset), 2;
         if (!ext) ext = flat || !strcmp(dataset, "kinetics") || !strcmp(dataset, "mit") ? ".mp4" : ".avi";
     }
-    mkdirs(dst);
+    cli_mkdirs(dst);
     pool all = p;
     collect(&all, src, dst, ext, flat);
     /* finished videos (their folder exists) are skipped */
@@ -289,7 +236,7 @@ int cmd_extract_frames(int argc, char **argv) {
         const char *slash = strrchr(p.jobs[i].dst, '/');
         char parent[4096];
         snprintf(parent, sizeof parent, "%.*s", (int)(slash - p.jobs[i].dst), p.jobs[i].dst);
-        mkdirs(parent);
+        cli_mkdirs(parent);
     }
     pthread_mutex_init(&p.mu, NULL);
     cli_progress_start(&p.prog, "videos", (int64_t)p.n);

@@ -44,7 +44,7 @@ static void usage(const char *cmd) {
            "  --sample-size N (112)  --sample-duration N (16)  --sample-t-stride N (1)\n"
            "  --train-t-crop random|center|begin|even|sliding  --n-val-samples N (3)\n"
            "  --inference-stride N (16)\n"
-           "  --train-crop random|corner|center  --train-crop-min-scale F (0.25)\n"
+           "  --train-crop random|corner|center|nocrop  --train-crop-min-scale F (0.25)\n"
            "  --train-crop-min-ratio F (0.75)  --no-hflip  --colorjitter\n"
            "  --shuffle-frames  (each clip's frames in a random order: the 2D control)\n"
            "  --colorjitter-brightness F  --colorjitter-contrast F  --colorjitter-saturation F\n"
@@ -80,7 +80,7 @@ static int parse(int argc, char **argv, loader_opts *o) {
     o->inputs = calloc((size_t)argc, sizeof *o->inputs);
     int no_mean = 0, no_std = 0;
     static const char *const tcrops[] = {"random", "center", "begin", "even", "sliding"};
-    static const char *const scrops[] = {"random", "corner", "center"};
+    static const char *const scrops[] = {"random", "corner", "center", "nocrop"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         float f;
@@ -135,7 +135,7 @@ static int parse(int argc, char **argv, loader_opts *o) {
             o->p.t_crop = (st3d_temporal_crop)k;
             i++;
         } else if (cli_opt_is(a, "train-crop") && v) {
-            if (parse_enum(a, v, scrops, 3, &k)) return -1;
+            if (parse_enum(a, v, scrops, 4, &k)) return -1;
             o->p.crop = (st3d_spatial_crop)k;
             i++;
         } else if (cli_opt_is(a, "segment") && v) {
@@ -262,8 +262,8 @@ static int run(int argc, char **argv, int bench) {
     }
     int64_t shape[5];
     st3d_loader_batch_shape(L, shape);
-    size_t per = (size_t)(shape[1] * shape[2] * shape[3] * shape[4]);
-    clips = malloc(per * (size_t)shape[0] * sizeof *clips);
+    size_t cap = (size_t)(shape[0] * shape[1] * shape[2] * shape[3] * shape[4]);
+    clips = malloc(cap * sizeof *clips);
     labels = malloc((size_t)shape[0] * sizeof *labels);
     info = malloc((size_t)shape[0] * sizeof *info);
     if (!clips || !labels || !info) {
@@ -287,7 +287,18 @@ static int run(int argc, char **argv, int bench) {
             goto done;
         }
         for (int b = 0; o.max_batches < 0 || b < o.max_batches; b++) {
-            int n, r = st3d_loader_next(L, clips, labels, info, &n, &err);
+            int64_t bs[5] = {0}; /* this batch's shape: nocrop's H x W vary */
+            int n = 0, r = st3d_loader_peek(L, bs, &err);
+            size_t need = (size_t)(bs[0] * bs[1] * bs[2] * bs[3] * bs[4]);
+            if (r > 0 && need > cap) {
+                float *p = realloc(clips, need * sizeof *clips);
+                if (!p) {
+                    rc = cli_errorf("out of memory for a batch of %lld clips", (long long)bs[0]);
+                    goto done;
+                }
+                clips = p, cap = need;
+            }
+            if (r > 0) r = st3d_loader_next(L, clips, labels, info, &n, &err);
             drain_messages(L, o.quiet);
             if (r < 0) {
                 rc = cli_error(&err);
@@ -298,7 +309,7 @@ static int run(int argc, char **argv, int bench) {
             if (!bench && n > 0) {
                 char path[4096];
                 snprintf(path, sizeof path, "%s/batch_%05lld.npy", o.out_dir, (long long)batch_no);
-                int64_t sh[5] = {n, shape[1], shape[2], shape[3], shape[4]};
+                int64_t sh[5] = {n, bs[1], bs[2], bs[3], bs[4]};
                 if (st3d_npy_write_f32(path, clips, 5, sh, &err) != 0) {
                     rc = cli_error(&err);
                     goto done;

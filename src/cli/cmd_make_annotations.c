@@ -21,6 +21,8 @@ static void usage(void) {
            "  --split N          ucf101 / hmdb51 split 1..3 (1); 0: all three, DST gets\n"
            "                     _1 _2 _3 before .json\n"
            "  --n-classes K      kinetics: 400, 600, 700 (400)\n"
+           "  --classes A,B,...  keep only these classes (labelled in this order) and\n"
+           "                     their videos, e.g. for fine-tuning on a subset\n"
            "  --fps F            activitynet: frame rate where no video gives one\n");
 }
 
@@ -42,6 +44,8 @@ int cmd_make_annotations(int argc, char **argv) {
         else if (cli_opt_is(a, "video-path") && has) p.video_root = argv[++i];
         else if (cli_opt_is(a, "split") && has) {
             if (cli_parse_int(a, argv[++i], &p.split)) return 2;
+        } else if (cli_opt_is(a, "classes") && has) {
+            p.classes = argv[++i];
         } else if (cli_opt_is(a, "n-classes") && has) {
             if (cli_parse_int(a, argv[++i], &p.n_classes)) return 2;
         } else if (cli_opt_is(a, "fps") && has) {

@@ -21,8 +21,9 @@ static void usage(void) {
     st3d_motion_params d = st3d_motion_default_params();
     printf("usage: st3d make-dataset motion DIR [options]\n"
            "  Videos (MPEG-4 part 2 in .avi) of a textured shape moving over a drifting\n"
-           "  textured background; the class is the shape's motion: MoveLeft, MoveRight,\n"
-           "  MoveUp, MoveDown, Approach, Recede, RotateClockwise, RotateAnticlockwise.\n"
+           "  textured background; the class is the direction of the shape's motion:\n"
+           "  MoveLeft, MoveRight, MoveUp, MoveDown, MoveUpLeft, MoveUpRight,\n"
+           "  MoveDownLeft, MoveDownRight.\n"
            "  Laid out as UCF-101: DIR/videos/<Class>/v_<Class>_gGG_cCC.avi and\n"
            "  DIR/splits/{classInd,trainlist01,testlist01}.txt (test and training\n"
            "  videos in separate groups).  Rerun into the same DIR with the same options,\n"
@@ -41,7 +42,7 @@ static void usage(void) {
            "Then: st3d make-annotations --dataset ucf101 --src DIR/splits\n"
            "        --video-path DIR/videos --dst DIR/motion.json\n"
            "and train without horizontal flips (--no-hflip): a flip turns MoveLeft into\n"
-           "MoveRight and RotateClockwise into RotateAnticlockwise.\n",
+           "MoveRight (and MoveUpLeft into MoveUpRight).\n",
            d.n_classes, d.train_per_class, d.test_per_class, d.n_frames, d.size, d.fps,
            (unsigned long long)d.seed);
 }
@@ -128,7 +129,7 @@ int cmd_make_dataset(int argc, char **argv) {
     printf("annotations: st3d make-annotations --dataset ucf101 --src %s/splits "
            "--video-path %s/videos --dst %s/motion.json\n",
            dir, dir, dir);
-    printf("train with --no-hflip: a horizontal flip swaps MoveLeft and MoveRight, and the "
-           "two rotations\n");
+    printf("train with --no-hflip: a horizontal flip swaps MoveLeft and MoveRight (and the "
+           "diagonals)\n");
     return 0;
 }

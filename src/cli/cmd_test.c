@@ -2,7 +2,10 @@
  * cmd_test.c - `st3d test`: the original main.py --inference.  Every video
  * of --inference-subset is cut into clips of --sample-duration frames every
  * --inference-stride frames (SlidingWindow, the last one loop-padded),
- * resized and center-cropped to --sample-size, run through the network, and
+ * resized and center-cropped to --sample-size (or, with --inference-crop
+ * nocrop, only resized: short side --sample-size, aspect kept, a batch per
+ * video, as the original's fully convolutional inference), run through the
+ * network, and
  * the clips' softmax scores averaged per video (or kept per clip with
  * --inference-no-average); RESULT_PATH/<subset>.json holds the top
  * --output-topk labels and scores, as inference.py writes them.  The work is
@@ -56,11 +59,12 @@ int cmd_test(int argc, char **argv) {
     st3d_error err = {0};
     rc = test_opts_open(&o, &ds, &m);
     if (rc != 0) goto out;
-    /* get_inference_data: TemporalSubsampling + SlidingWindow, Resize + CenterCrop */
+    /* get_inference_utils: TemporalSubsampling + SlidingWindow, Resize +
+     * CenterCrop, or Resize alone with --inference_crop nocrop */
     st3d_loader_params lp = o.loader;
     lp.t_crop = ST3D_TCROP_SLIDING;
     lp.window_stride = o.inference_stride;
-    lp.crop = ST3D_SCROP_CENTER;
+    lp.crop = o.inference_crop == 1 ? ST3D_SCROP_NONE : ST3D_SCROP_CENTER;
     lp.hflip = 0;
     lp.colorjitter = 0;
     lp.shuffle = 0;

@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,4 +57,41 @@ int cli_parse_float(const char *opt, const char *s, float *out) {
     }
     *out = v;
     return 0;
+}
+
+/* Reads class names into a JSON array (one per line, or "labels" of a JSON
+ * annotation file as the original code writes). */
+json_t *cli_read_labels(const char *path) {
+    size_t n = strlen(path);
+    if (n > 5 && !strcmp(path + n - 5, ".json")) {
+        json_error_t je;
+        json_t *root = json_load_file(path, 0, &je);
+        if (!root) {
+            cli_errorf("%s: line %d: %s", path, je.line, je.text);
+            return NULL;
+        }
+        json_t *labels = json_object_get(root, "labels");
+        if (!json_is_array(labels)) {
+            json_decref(root);
+            cli_errorf("%s: no \"labels\" list", path);
+            return NULL;
+        }
+        json_incref(labels);
+        json_decref(root);
+        return labels;
+    }
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        cli_errorf("%s: cannot open", path);
+        return NULL;
+    }
+    json_t *arr = json_array();
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+        size_t len = strcspn(line, "\r\n");
+        line[len] = '\0';
+        if (len) json_array_append_new(arr, json_string(line));
+    }
+    fclose(f);
+    return arr;
 }

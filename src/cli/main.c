@@ -21,6 +21,8 @@ static const command COMMANDS[] = {
     {"bench", cmd_bench, "time inference or training steps (clips/s, GFLOP/s)"},
     {"train", cmd_train, "train or fine-tune a network on videos as the original main.py (logs, checkpoints, resume)"},
     {"test", cmd_test, "classify every video of a subset clip by clip (main.py --inference): results JSON"},
+    {"classify", cmd_classify, "label videos of any length, clip by clip and as a whole (streamed; shards, resumes)"},
+    {"features", cmd_features, "pooled features per clip of videos of any length to .npy (streamed; shards, resumes)"},
     {"train-steps", cmd_train_steps, "run K SGD steps on one batch and save parameters, gradients, statistics"},
     {"decode", cmd_decode, "decode a video to raw RGB24 frames (with timestamps)"},
     {"sample-clips", cmd_sample_clips, "run the data loader and save its batches (.npy) and choices"},

@@ -69,7 +69,7 @@ static const opt_def OPTS[] = {
     {BOTH, "manual-seed", OPT_INT, OFF(seed), NULL, "seed of initialization and sampling (1)"},
     {TEST, "inference-subset", OPT_CHOICE, OFF(inference_subset), "train|val|test", "subset to run (val)"},
     {TEST, "inference-stride", OPT_INT, OFF(inference_stride), NULL, "frames between clips (16)"},
-    {TEST, "inference-crop", OPT_CHOICE, OFF(inference_crop), "center|nocrop", "spatial crop (center)"},
+    {TEST, "inference-crop", OPT_CHOICE, OFF(inference_crop), "center|nocrop", "center crop, or nocrop: resize only (center)"},
     {TEST, "inference-no-average", OPT_FLAG, OFF(inference_no_average), NULL, "scores per clip, not per video"},
     {TEST, "output-topk", OPT_INT, OFF(output_topk), NULL, "labels kept per result (5)"},
     {TEST, "inference-batch-size", OPT_INT, OFF(inference_batch_size), NULL, "clips per forward (0: --batch-size)"},
@@ -217,8 +217,6 @@ int train_opts_parse(int argc, char **argv, int testing, train_opts *o) {
     if (o->loader.train_crop_min_ratio <= 0.0f || o->loader.train_crop_min_ratio > 1.0f)
         return cli_errorf("--train-crop-min-ratio %g: must be in (0, 1]", o->loader.train_crop_min_ratio);
     if (o->no_train && o->no_val) return cli_errorf("--no-train and --no-val together leave nothing to do");
-    if (testing && o->inference_crop == 1)
-        return cli_errorf("--inference-crop nocrop: not supported yet (clips are square); use center");
     if (testing && !o->resume_path && !o->model.weights)
         return cli_errorf("--resume-path (a checkpoint of st3d train) or --weights is required");
     if (!o->annotation_path) return cli_errorf("--annotation-path is required");

@@ -41,6 +41,20 @@ int64_t st3d_mul_checked(int64_t a, int64_t b);
 typedef int (*st3d_write_fn)(FILE *f, void *user, st3d_error *err);
 int st3d_write_atomic(const char *path, st3d_write_fn fn, void *user, st3d_error *err);
 
+/* The same in steps, for output written piece by piece (a stream of clip
+ * results): st3d_atomic_open creates "<path>.tmp.<pid>", the caller writes
+ * to af->f (and may seek back), st3d_atomic_commit flushes, fsyncs and
+ * renames it over path, st3d_atomic_abort removes it.  Either of the last
+ * two releases af. */
+typedef struct st3d_atomic_file {
+    FILE *f;    /* the temporary file, open for writing; NULL when released */
+    char *path; /* destination (owned) */
+    char *tmp;  /* temporary name (owned) */
+} st3d_atomic_file;
+int st3d_atomic_open(st3d_atomic_file *af, const char *path, st3d_error *err);
+int st3d_atomic_commit(st3d_atomic_file *af, st3d_error *err);
+void st3d_atomic_abort(st3d_atomic_file *af);
+
 /* Grows a dynamic array `arr` holding `n` of `cap` items (doubling, from
  * 64) before an append; on failure returns -1 from the enclosing function
  * with ST3D_ERR_NOMEM in err. */

@@ -87,29 +87,66 @@ int64_t st3d_mul_checked(int64_t a, int64_t b) {
     return a * b;
 }
 
-int st3d_write_atomic(const char *path, st3d_write_fn fn, void *user, st3d_error *err) {
+int st3d_atomic_open(st3d_atomic_file *af, const char *path, st3d_error *err) {
+    memset(af, 0, sizeof *af);
     size_t n = strlen(path) + 32;
-    char *tmp = st3d_malloc(n, err);
-    if (!tmp) return -1;
-    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        st3d_fail(err, ST3D_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-        free(tmp);
+    af->tmp = st3d_malloc(n, err);
+    af->path = strdup(path);
+    if (!af->tmp || !af->path) {
+        free(af->tmp), free(af->path);
+        af->tmp = af->path = NULL;
+        return st3d_fail(err, ST3D_ERR_NOMEM, "%s: out of memory", path);
+    }
+    snprintf(af->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    af->f = fopen(af->tmp, "wb");
+    if (!af->f) {
+        st3d_fail(err, ST3D_ERR_IO, "%s: cannot create: %s", af->tmp, strerror(errno));
+        free(af->tmp), free(af->path);
+        af->tmp = af->path = NULL;
         return -1;
     }
-    int rc = fn(f, user, err);
-    if (rc == 0 && fflush(f) != 0)
-        rc = st3d_fail(err, ST3D_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    if (rc == 0 && fsync(fileno(f)) != 0)
-        rc = st3d_fail(err, ST3D_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
-    if (fclose(f) != 0 && rc == 0)
-        rc = st3d_fail(err, ST3D_ERR_IO, "%s: close failed: %s", path, strerror(errno));
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = st3d_fail(err, ST3D_ERR_IO, "%s: cannot rename into place: %s", path, strerror(errno));
-    if (rc != 0) remove(tmp);
-    free(tmp);
+    return 0;
+}
+
+/* Releases what af holds (the file already closed or never opened). */
+static void atomic_release(st3d_atomic_file *af) {
+    free(af->tmp), free(af->path);
+    af->tmp = af->path = NULL;
+    af->f = NULL;
+}
+
+int st3d_atomic_commit(st3d_atomic_file *af, st3d_error *err) {
+    if (!af->f) return st3d_fail(err, ST3D_ERR_INVALID, "atomic file not open");
+    int rc = 0;
+    if (ferror(af->f) || fflush(af->f) != 0)
+        rc = st3d_fail(err, ST3D_ERR_IO, "%s: write failed: %s", af->path, strerror(errno));
+    if (rc == 0 && fsync(fileno(af->f)) != 0)
+        rc = st3d_fail(err, ST3D_ERR_IO, "%s: fsync failed: %s", af->path, strerror(errno));
+    if (fclose(af->f) != 0 && rc == 0)
+        rc = st3d_fail(err, ST3D_ERR_IO, "%s: close failed: %s", af->path, strerror(errno));
+    if (rc == 0 && rename(af->tmp, af->path) != 0)
+        rc = st3d_fail(err, ST3D_ERR_IO, "%s: cannot rename into place: %s", af->path,
+                       strerror(errno));
+    if (rc != 0) remove(af->tmp);
+    atomic_release(af);
     return rc;
+}
+
+void st3d_atomic_abort(st3d_atomic_file *af) {
+    if (!af->f) return;
+    fclose(af->f);
+    remove(af->tmp);
+    atomic_release(af);
+}
+
+int st3d_write_atomic(const char *path, st3d_write_fn fn, void *user, st3d_error *err) {
+    st3d_atomic_file af;
+    if (st3d_atomic_open(&af, path, err) != 0) return -1;
+    if (fn(af.f, user, err) != 0) {
+        st3d_atomic_abort(&af);
+        return -1;
+    }
+    return st3d_atomic_commit(&af, err);
 }
 
 double st3d_now(void) {

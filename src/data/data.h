@@ -77,7 +77,9 @@ int64_t st3d_temporal_clips(int64_t begin, int64_t end, const st3d_temporal_cfg 
  * every frame of the clip (the original's randomize_parameters per clip). */
 typedef struct st3d_spatial_choice {
     int crop_x, crop_y, crop_w, crop_h; /* region of the source cut out */
-    int resize_w, resize_h;             /* center crop: size of the resized frame */
+    int resize_w, resize_h;             /* center crop, nocrop: size of the resized frame */
+    int out_w, out_h;                   /* size of the picture made: size x size, or
+                                           with nocrop the whole resized frame */
     int flip;                           /* 1: mirror left-right */
     int jitter;                         /* 1: apply the factors below */
     float factor[4];                    /* brightness, contrast, saturation, hue */
@@ -121,8 +123,9 @@ typedef struct st3d_spatial_work {
 
 void st3d_spatial_work_free(st3d_spatial_work *w);
 
-/* Applies the transform to one frame and writes its 3 channels at dst,
- * channel c at dst + c * plane (NCDHW: plane = T * size * size). */
+/* Applies the transform to one frame and writes its 3 channels (out_h x
+ * out_w each) at dst, channel c at dst + c * plane (NCDHW: plane = T *
+ * out_h * out_w). */
 int st3d_spatial_apply(const st3d_spatial_cfg *cfg, const st3d_spatial_choice *ch,
                        const st3d_image *frame, st3d_spatial_work *w, float *dst,
                        int64_t plane, st3d_error *err);

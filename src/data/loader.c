@@ -23,7 +23,17 @@
  * its clips left out of their batch, which then comes out smaller.
  *
  * Ring layout: slot r holds batch b with b % queue_batches == r; clips are
- * NCDHW float32, clip k of the slot at clips + k * 3 * T * S * S.
+ * NCDHW float32, clip k of the slot at clips + k * 3 * T * H * W, where H x W
+ * is S x S.
+ *
+ * Nocrop (ST3D_SCROP_NONE, main.py get_inference_utils with --inference_crop
+ * nocrop, whose help says a mini-batch holds the clips of one video): clips
+ * are their video's resized frames, H x W varies by video, so each video's
+ * first clip starts a batch (its stream position rounded up to a multiple
+ * of B, the positions skipped left empty): every item is then exactly one
+ * batch, and its worker, the slot's only writer, sets the slot's H x W and
+ * grows the slot to hold the item's clips before writing.  The consumer learns
+ * H x W from st3d_loader_peek.  Other crops keep the dense stream above.
  *
  * Videos.  The loader keeps one st3d_video_cache for all workers (each
  * video's frame index and probed stream parameters, LRU, bounded in
@@ -81,8 +91,12 @@ struct st3d_loader {
     st3d_temporal_cfg tcfg;     /* temporal part of p */
     st3d_spatial_cfg scfg;      /* spatial part of p, with its lookup table */
     int64_t clip_floats;        /* 3 * T * S * S */
+    int per_video;              /* 1: nocrop: a batch holds one video's clips */
     int R;                      /* ring slots (queue_batches) */
     float **buf;                /* R slots of batch_size clips */
+    int *slot_h, *slot_w;       /* R: height and width of the slot's clips */
+    size_t *slot_cap;           /* R: floats at buf[r] */
+    int64_t peeked;             /* batch st3d_loader_peek last gave (-1: none) */
     int64_t **labels;           /* R slots of batch_size labels */
     st3d_clip_info **info;      /* R slots of batch_size records */
     uint8_t **valid;            /* R slots of batch_size flags: clip written */
@@ -92,6 +106,8 @@ struct st3d_loader {
     int64_t *order;             /* dataset index per item */
     int64_t *pos;               /* its video's position in the unsharded order (seeds) */
     int64_t *clip_off;          /* first stream position per item, n_items + 1 */
+    int64_t *item_n;            /* clips per item (nocrop: fewer than the next
+                                   item's clip_off minus this one's, the gap) */
     int64_t *first_clip;        /* clip number (within its video) of the item's first clip */
     uint8_t *state;             /* ITEM_* per item */
     uint8_t *counted;           /* per dataset sample: skip counted this epoch */
@@ -147,6 +163,21 @@ void st3d_loader_batch_shape(const st3d_loader *L, int64_t shape[5]) {
     shape[3] = shape[4] = L->p.sample_size;
 }
 
+/* Makes slot r hold n clips of h x w frames (nocrop: called by the worker
+ * of the slot's one item, before it writes). */
+static int fit_slot(st3d_loader *L, int r, int64_t clips, int h, int w, st3d_error *err) {
+    int64_t n = st3d_mul_checked(st3d_mul_checked((int64_t)3 * L->p.sample_duration * h, w), clips);
+    if (n < 0) return st3d_fail(err, ST3D_ERR_NOMEM, "loader: batch of %dx%d clips too large", w, h);
+    if ((size_t)n > L->slot_cap[r]) {
+        st3d_aligned_free(L->buf[r]);
+        L->slot_cap[r] = 0;
+        if (!(L->buf[r] = st3d_aligned_alloc((size_t)n * sizeof(float), err))) return -1;
+        L->slot_cap[r] = (size_t)n;
+    }
+    L->slot_h[r] = h, L->slot_w[r] = w;
+    return 0;
+}
+
 st3d_loader *st3d_loader_new(const st3d_dataset *ds, const st3d_loader_params *params,
                              st3d_error *err) {
     const st3d_loader_params *p = params;
@@ -181,8 +212,10 @@ st3d_loader *st3d_loader_new(const st3d_dataset *ds, const st3d_loader_params *p
     L->scfg.jitter[2] = p->jitter_saturation, L->scfg.jitter[3] = p->jitter_hue;
     st3d_spatial_make_lut(&L->scfg, p->value_scale, p->mean, p->std, p->mean_norm, p->std_norm);
     L->clip_floats = (int64_t)3 * p->sample_duration * p->sample_size * p->sample_size;
+    L->per_video = p->crop == ST3D_SCROP_NONE;
     L->R = p->queue_batches < 2 ? 2 : p->queue_batches; /* an item spans <= 2 batches */
     L->epoch = -1;
+    L->peeked = -1;
     L->stats.epoch = -1;
     pthread_mutex_init(&L->mu, NULL);
     pthread_cond_init(&L->cv_work, NULL);
@@ -191,12 +224,15 @@ st3d_loader *st3d_loader_new(const st3d_dataset *ds, const st3d_loader_params *p
     L->labels = st3d_calloc((size_t)L->R, sizeof *L->labels, err);
     L->info = st3d_calloc((size_t)L->R, sizeof *L->info, err);
     L->valid = st3d_calloc((size_t)L->R, sizeof *L->valid, err);
+    L->slot_h = st3d_calloc((size_t)L->R, sizeof *L->slot_h, err);
+    L->slot_w = st3d_calloc((size_t)L->R, sizeof *L->slot_w, err);
+    L->slot_cap = st3d_calloc((size_t)L->R, sizeof *L->slot_cap, err);
     L->bad = st3d_calloc((size_t)(st3d_dataset_size(ds) + 1), 1, err);
     L->counted = st3d_calloc((size_t)(st3d_dataset_size(ds) + 1), 1, err);
     L->workers = st3d_calloc((size_t)p->n_threads, sizeof *L->workers, err);
     L->vcache = st3d_video_cache_new(VCACHE_ENTRIES, VCACHE_BYTES, err);
-    if (!L->buf || !L->labels || !L->info || !L->valid || !L->bad || !L->counted || !L->workers ||
-        !L->vcache)
+    if (!L->buf || !L->labels || !L->info || !L->valid || !L->slot_h || !L->slot_w ||
+        !L->slot_cap || !L->bad || !L->counted || !L->workers || !L->vcache)
         goto fail;
     for (int r = 0; r < L->R; r++) {
         size_t nf = (size_t)p->batch_size * (size_t)L->clip_floats;
@@ -204,11 +240,15 @@ st3d_loader *st3d_loader_new(const st3d_dataset *ds, const st3d_loader_params *p
             st3d_fail(err, ST3D_ERR_NOMEM, "loader: batch too large");
             goto fail;
         }
-        L->buf[r] = st3d_aligned_alloc(nf * sizeof(float), err);
+        if (!L->per_video) { /* nocrop: sized by the workers, video by video */
+            if (!(L->buf[r] = st3d_aligned_alloc(nf * sizeof(float), err))) goto fail;
+            L->slot_cap[r] = nf;
+            L->slot_h[r] = L->slot_w[r] = p->sample_size;
+        }
         L->labels[r] = st3d_calloc((size_t)p->batch_size, sizeof(int64_t), err);
         L->info[r] = st3d_calloc((size_t)p->batch_size, sizeof(st3d_clip_info), err);
         L->valid[r] = st3d_calloc((size_t)p->batch_size, 1, err);
-        if (!L->buf[r] || !L->labels[r] || !L->info[r] || !L->valid[r]) goto fail;
+        if (!L->labels[r] || !L->info[r] || !L->valid[r]) goto fail;
     }
     return L;
 fail:
@@ -242,8 +282,9 @@ void st3d_loader_free(st3d_loader *L) {
     for (int64_t i = 0; i < L->msg_n; i++) free(L->msgs[(L->msg_head + i) % L->msg_cap]);
     free(L->msgs);
     free(L->buf), free(L->labels), free(L->info), free(L->valid), free(L->bad), free(L->workers);
+    free(L->slot_h), free(L->slot_w), free(L->slot_cap);
     free(L->order), free(L->pos), free(L->clip_off), free(L->first_clip), free(L->state);
-    free(L->counted);
+    free(L->item_n), free(L->counted);
     st3d_video_cache_free(L->vcache);
     pthread_mutex_destroy(&L->mu);
     pthread_cond_destroy(&L->cv_work);
@@ -271,7 +312,7 @@ int st3d_loader_start_epoch(st3d_loader *L, int64_t epoch, st3d_error *err) {
     int64_t *order = st3d_malloc((size_t)N * sizeof *order, err);
     int64_t *vids = st3d_malloc((size_t)per * sizeof *vids, err);
     int64_t *vclips = st3d_malloc((size_t)per * sizeof *vclips, err);
-    int64_t *items = NULL, *pos = NULL, *off = NULL, *first = NULL;
+    int64_t *items = NULL, *pos = NULL, *off = NULL, *first = NULL, *inum = NULL;
     uint8_t *state = NULL;
     if (!order || !vids || !vclips) goto nomem;
     for (int64_t i = 0; i < N; i++) order[i] = i;
@@ -294,27 +335,32 @@ int st3d_loader_start_epoch(st3d_loader *L, int64_t epoch, st3d_error *err) {
     pos = st3d_malloc((size_t)n_items * sizeof *pos, err);
     first = st3d_malloc((size_t)n_items * sizeof *first, err);
     off = st3d_malloc((size_t)(n_items + 1) * sizeof *off, err);
+    inum = st3d_malloc((size_t)n_items * sizeof *inum, err);
     state = st3d_calloc((size_t)n_items, 1, err);
-    if (!items || !pos || !first || !off || !state) goto nomem;
+    if (!items || !pos || !first || !off || !inum || !state) goto nomem;
     int64_t total = 0, it = 0;
     for (int64_t k = 0; k < per; k++) {
         int64_t c = 0;
+        if (L->per_video) total = (total + B - 1) / B * B; /* a batch of its own */
         do {
             int64_t m = vclips[k] - c < B ? vclips[k] - c : B;
             items[it] = vids[k], pos[it] = L->p.shard_index + k * S, first[it] = c;
-            off[it] = total;
+            off[it] = total, inum[it] = m;
             total += m, c += m, it++;
         } while (c < vclips[k]);
     }
     off[n_items] = total;
     free(order), free(vids), free(vclips);
     free(L->order), free(L->pos), free(L->clip_off), free(L->first_clip), free(L->state);
+    free(L->item_n);
     L->order = items, L->pos = pos, L->clip_off = off, L->first_clip = first, L->state = state;
+    L->item_n = inum;
     L->n_items = n_items;
     memset(L->counted, 0, (size_t)N);
     L->n_batches = L->p.drop_last ? total / B : (total + B - 1) / B;
     L->next_item = 0;
     L->consumer = 0;
+    L->peeked = -1;
     L->epoch = epoch;
     L->stats.epoch = epoch;
     L->stats.n_batches = L->n_batches;
@@ -336,7 +382,7 @@ int st3d_loader_start_epoch(st3d_loader *L, int64_t epoch, st3d_error *err) {
     return 0;
 nomem:
     free(order), free(vids), free(vclips), free(items), free(pos), free(first), free(off);
-    free(state);
+    free(inum), free(state);
     pthread_mutex_unlock(&L->mu);
     return -1;
 }
@@ -467,7 +513,7 @@ static int run_item(worker *w, int64_t k, int64_t epoch, st3d_error *err) {
     st3d_sample_info s;
     st3d_dataset_sample(L->ds, di, &s);
     int folder = st3d_dataset_is_folder(L->ds, di);
-    int64_t c0 = L->clip_off[k], nc = L->clip_off[k + 1] - c0, fc = L->first_clip[k];
+    int64_t c0 = L->clip_off[k], nc = L->item_n[k], fc = L->first_clip[k];
     if (nc <= 0) return 0;
     if (worker_frames(w, T, err) != 0) return -1;
     int64_t all = st3d_temporal_clips(s.begin, s.end, &L->tcfg, NULL, NULL, 0, err);
@@ -501,7 +547,7 @@ static int run_item(worker *w, int64_t k, int64_t epoch, st3d_error *err) {
                 break;
             }
             st3d_spatial_draw(&L->scfg, want.full_w, want.full_h, &srng, &ch);
-            if (L->scfg.crop != ST3D_SCROP_CENTER)
+            if (L->scfg.crop != ST3D_SCROP_CENTER && L->scfg.crop != ST3D_SCROP_NONE)
                 want.x = ch.crop_x, want.y = ch.crop_y, want.w = ch.crop_w, want.h = ch.crop_h;
         }
         rc = load_frames(w, &s, first, &vid, fr, T, fc + c + 1 == all, want, err);
@@ -509,8 +555,15 @@ static int run_item(worker *w, int64_t k, int64_t epoch, st3d_error *err) {
         if (rc != 0) break;
         if (!folder)
             st3d_spatial_draw(&L->scfg, w->frames[0].width, w->frames[0].height, &srng, &ch);
-        float *dst = L->buf[r] + slot_i * L->clip_floats;
-        int64_t plane = (int64_t)T * L->p.sample_size * L->p.sample_size;
+        if (L->per_video && c == 0) { /* this item is the whole batch */
+            if ((rc = fit_slot(L, r, nc, ch.out_h, ch.out_w, err)) != 0) break;
+        } else if (ch.out_h != L->slot_h[r] || ch.out_w != L->slot_w[r]) {
+            rc = st3d_fail(err, ST3D_ERR_FORMAT, "%s: clip %lld: frames of another size",
+                           s.path, (long long)(fc + c));
+            break;
+        }
+        int64_t pixels = (int64_t)ch.out_h * ch.out_w, plane = T * pixels;
+        float *dst = L->buf[r] + slot_i * 3 * plane;
         int slot[1024]; /* where frame t of the clip goes: t, or a random permutation */
         for (int t = 0; t < T; t++) slot[t] = t;
         if (L->p.shuffle_frames) {
@@ -524,9 +577,8 @@ static int run_item(worker *w, int64_t k, int64_t epoch, st3d_error *err) {
         for (int t = 0; t < T && rc == 0; t++) {
             st3d_spatial_choice cht = ch; /* in the decoded rectangle's coordinates */
             if (folder) cht.crop_x -= w->rects[t].x, cht.crop_y -= w->rects[t].y;
-            rc = st3d_spatial_apply(&L->scfg, &cht, &w->frames[t], &w->sw,
-                                    dst + (int64_t)slot[t] * L->p.sample_size * L->p.sample_size, plane,
-                                    err);
+            rc = st3d_spatial_apply(&L->scfg, &cht, &w->frames[t], &w->sw, dst + slot[t] * pixels,
+                                    plane, err);
         }
         if (rc != 0) {
             char msg[sizeof err->msg];
@@ -575,7 +627,7 @@ static void push_message(st3d_loader *L, const char *msg) {
 
 /* Last batch item k writes to. */
 static int64_t last_batch(const st3d_loader *L, int64_t k) {
-    int64_t e = L->clip_off[k + 1];
+    int64_t e = L->clip_off[k] + L->item_n[k];
     return e > L->clip_off[k] ? (e - 1) / L->p.batch_size : L->clip_off[k] / L->p.batch_size;
 }
 
@@ -631,7 +683,8 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-/* First item whose clips reach stream position p (clip_off is sorted). */
+/* First item whose clips reach stream position p (clip_off is sorted; a
+ * nocrop gap counts as its preceding item's). */
 static int64_t item_at(const st3d_loader *L, int64_t p) {
     int64_t lo = 0, hi = L->n_items;
     while (lo < hi) {
@@ -642,9 +695,10 @@ static int64_t item_at(const st3d_loader *L, int64_t p) {
     return lo;
 }
 
-int st3d_loader_next(st3d_loader *L, float *clips, int64_t *labels, st3d_clip_info *info, int *n,
-                     st3d_error *err) {
-    *n = 0;
+/* Waits until every item of the consumer's batch is done; fills the
+ * batch's stream positions [*p0, *p1).  Returns 1, 0 at the end of the
+ * epoch, -1 before the first epoch. */
+static int wait_batch(st3d_loader *L, int64_t *p0, int64_t *p1, st3d_error *err) {
     pthread_mutex_lock(&L->mu);
     if (L->epoch < 0) {
         pthread_mutex_unlock(&L->mu);
@@ -656,17 +710,42 @@ int st3d_loader_next(st3d_loader *L, float *clips, int64_t *labels, st3d_clip_in
     }
     int64_t B = L->p.batch_size, b = L->consumer;
     int64_t total = L->clip_off[L->n_items];
-    int64_t p0 = b * B, p1 = (b + 1) * B < total ? (b + 1) * B : total;
-    int64_t k0 = item_at(L, p0), k1 = item_at(L, p1 - 1);
+    *p0 = b * B, *p1 = (b + 1) * B < total ? (b + 1) * B : total;
+    int64_t k0 = item_at(L, *p0), k1 = item_at(L, *p1 - 1);
     for (int64_t k = k0; k <= k1 && k < L->n_items; k++)
         while (L->state[k] < ITEM_DONE) pthread_cond_wait(&L->cv_ready, &L->mu);
     pthread_mutex_unlock(&L->mu);
-    int r = (int)(b % L->R);
+    return 1;
+}
+
+int st3d_loader_peek(st3d_loader *L, int64_t shape[5], st3d_error *err) {
+    int64_t p0, p1;
+    int got = wait_batch(L, &p0, &p1, err);
+    if (got <= 0) return got;
+    int r = (int)(L->consumer % L->R), m = 0;
+    for (int64_t j = 0; j < p1 - p0; j++) m += L->valid[r][j];
+    shape[0] = m, shape[1] = 3, shape[2] = L->p.sample_duration;
+    shape[3] = L->slot_h[r] ? L->slot_h[r] : L->p.sample_size;
+    shape[4] = L->slot_w[r] ? L->slot_w[r] : L->p.sample_size;
+    L->peeked = L->consumer;
+    return 1;
+}
+
+int st3d_loader_next(st3d_loader *L, float *clips, int64_t *labels, st3d_clip_info *info, int *n,
+                     st3d_error *err) {
+    *n = 0;
+    int64_t p0, p1;
+    int got = wait_batch(L, &p0, &p1, err);
+    if (got <= 0) return got;
+    int r = (int)(L->consumer % L->R);
+    if (L->per_video && L->peeked != L->consumer)
+        return st3d_fail(err, ST3D_ERR_INVALID, "loader: nocrop batches vary in size: "
+                         "st3d_loader_peek each one before st3d_loader_next");
+    size_t per = (size_t)3 * (size_t)L->p.sample_duration * (size_t)L->slot_h[r] * (size_t)L->slot_w[r];
     int m = 0;
     for (int64_t j = 0; j < p1 - p0; j++) {
         if (!L->valid[r][j]) continue;
-        memcpy(clips + (size_t)m * (size_t)L->clip_floats, L->buf[r] + j * L->clip_floats,
-               (size_t)L->clip_floats * sizeof(float));
+        memcpy(clips + (size_t)m * per, L->buf[r] + (size_t)j * per, per * sizeof(float));
         if (labels) labels[m] = L->labels[r][j];
         if (info) info[m] = L->info[r][j];
         L->valid[r][j] = 0;

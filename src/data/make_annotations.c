@@ -309,6 +309,44 @@ static int activitynet(const st3d_annotation_params *p, json_t **rootp, st3d_err
     return 0;
 }
 
+/* Keeps the classes of the comma-separated list (in its order) and the
+ * videos labelled with one of them; unlabelled (test) entries stay. */
+static int keep_classes(json_t *root, const char *list, st3d_error *err) {
+    json_t *labels = json_object_get(root, "labels"), *keep = json_array();
+    const char *s = list;
+    while (*s) {
+        size_t n = strcspn(s, ",");
+        char name[512];
+        if (n == 0 || n >= sizeof name) {
+            json_decref(keep);
+            return st3d_fail(err, ST3D_ERR_INVALID, "--classes '%s': an empty or too long name", list);
+        }
+        memcpy(name, s, n), name[n] = 0;
+        size_t i, m = json_array_size(labels);
+        for (i = 0; i < m; i++)
+            if (!strcmp(json_string_value(json_array_get(labels, i)), name)) break;
+        if (i == m) {
+            json_decref(keep);
+            return st3d_fail(err, ST3D_ERR_INVALID, "--classes: '%s' is not a class of the dataset", name);
+        }
+        json_array_append_new(keep, json_string(name));
+        s += n + (s[n] == ',');
+    }
+    json_t *db = json_object_get(root, "database");
+    const char *key;
+    json_t *v, *tmp;
+    json_object_foreach_safe(db, tmp, key, v) {
+        json_t *l = json_object_get(json_object_get(v, "annotations"), "label");
+        if (!json_is_string(l)) continue;
+        size_t i, m = json_array_size(keep);
+        for (i = 0; i < m; i++)
+            if (!strcmp(json_string_value(json_array_get(keep, i)), json_string_value(l))) break;
+        if (i == m) json_object_del(db, key);
+    }
+    json_object_set_new(root, "labels", keep);
+    return 0;
+}
+
 static int dump_cb(FILE *f, void *user, st3d_error *err) {
     if (json_dumpf((json_t *)user, f, 0) != 0)
         return st3d_fail(err, ST3D_ERR_IO, "cannot write the annotation JSON");
@@ -336,6 +374,12 @@ int st3d_make_annotations(const st3d_annotation_params *p, const char *dst_json,
             json_t *ann = json_object_get(v, "annotations"), *l = json_object_get(ann, "label");
             add_segment(ann, p->video_root, l ? json_string_value(l) : "test", key);
         }
+    }
+    if (rc == 0 && p->classes) {
+        if (!strcmp(p->dataset, "activitynet"))
+            rc = st3d_fail(err, ST3D_ERR_INVALID, "--classes: not for activitynet");
+        else
+            rc = keep_classes(root, p->classes, err);
     }
     if (rc == 0) {
         if (n_videos) *n_videos = (int64_t)json_object_size(json_object_get(root, "database"));

@@ -5,10 +5,10 @@
  * installed.
  *
  * A scene is a textured shape moving over a textured background that
- * drifts on its own.  The class says only how the shape moves (left, right,
- * up, down, growing, shrinking, turning clockwise or anticlockwise); every
- * other choice (shape, textures, colours, position, size, orientation,
- * speeds, the background's drift) is drawn from the same distributions
+ * drifts on its own.  The class says only which way the shape moves (one of
+ * eight directions 45 degrees apart); every other choice (shape, textures,
+ * colours, position, size, orientation, speed, the background's drift) is
+ * drawn from the same distributions
  * whatever the class, so that no single frame tells the class.  Positions
  * live on a torus: a shape leaving one side comes back on the other, and is
  * therefore always whole on screen.

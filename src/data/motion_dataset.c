@@ -44,11 +44,11 @@
 
 static const char *const CLASS_NAMES[ST3D_MOTION_MAX_CLASSES] = {
     "MoveLeft", "MoveRight",       "MoveUp",           "MoveDown",
-    "Approach", "Recede",          "RotateClockwise", "RotateAnticlockwise"};
+    "MoveUpLeft", "MoveUpRight",     "MoveDownLeft",     "MoveDownRight"};
 
 #define CLIPS_PER_GROUP 4
 #define PARAMS_FILE "motion_params.txt"
-#define GENERATOR 1 /* bumped whenever a scene or its encoding changes */
+#define GENERATOR 2 /* bumped whenever a scene or its encoding changes */
 #define QSCALE 4    /* MPEG-4 quantizer: 2 (finest) .. 31 */
 #define GOP 12      /* frames between key frames */
 
@@ -56,8 +56,8 @@ st3d_motion_params st3d_motion_default_params(void) {
     st3d_motion_params p;
     memset(&p, 0, sizeof p);
     p.n_classes = ST3D_MOTION_MAX_CLASSES;
-    p.train_per_class = 40;
-    p.test_per_class = 10;
+    p.train_per_class = 100;
+    p.test_per_class = 20;
     p.n_frames = 48;
     p.size = 128;
     p.fps = 25;

@@ -138,10 +138,13 @@ static void pattern(st3d_rng *r, int fine, float *v) {
 }
 
 /* Two random colours at least min_dist apart (RGB distance). */
-static void palette(st3d_rng *r, float min_dist, float c0[3], float c1[3]) {
+static void palette(st3d_rng *r, float min_dist, float max_dist, float c0[3], float c1[3]) {
     do
         for (int k = 0; k < 3; k++) c0[k] = frand(r, 0, 255), c1[k] = frand(r, 0, 255);
     while (dist3(c0, c1) < min_dist);
+    float d = dist3(c0, c1); /* then drawn towards c0 down to max_dist */
+    if (d > max_dist)
+        for (int k = 0; k < 3; k++) c1[k] = c0[k] + (c1[k] - c0[k]) * max_dist / d;
 }
 
 /* A coloured tile: pattern v mapped from c0 (0) to c1 (1). */
@@ -227,11 +230,11 @@ int st3d_motion_scene_init(st3d_motion_scene *s, uint64_t seed, int cls, int64_t
      * rim is black or white, whichever stands out more, so it stays visible */
     float b0[3], b1[3], f0[3], f1[3], bm[3], fm[3];
     pattern(&r, 0, v);
-    palette(&r, 90, b0, b1);
+    palette(&r, 40, 60, b0, b1); /* a background of low contrast */
     colour_tile(v, b0, b1, s->bg);
     pattern(&r, 1, v);
     for (int tries = 0;; tries++) {
-        palette(&r, 150, f0, f1);
+        palette(&r, 150, 170, f0, f1);
         for (int c = 0; c < 3; c++) bm[c] = 0.5f * (b0[c] + b1[c]), fm[c] = 0.5f * (f0[c] + f1[c]);
         if (dist3(bm, fm) >= 100 || tries > 100) break;
     }
@@ -245,7 +248,7 @@ int st3d_motion_scene_init(st3d_motion_scene *s, uint64_t seed, int cls, int64_t
      * any motion of the shape */
     s->bg_zoom = expf(frand(&r, logf(0.6f), logf(1.6f)));
     s->bg_u0 = frand(&r, 0, TEX), s->bg_v0 = frand(&r, 0, TEX);
-    float drift = frand(&r, 0.3f, 1.5f) * k, dir = frand(&r, 0, 2 * PI_F);
+    float drift = frand(&r, 0.1f, 0.6f) * k, dir = frand(&r, 0, 2 * PI_F);
     s->bg_du = drift * cosf(dir) * s->bg_zoom;
     s->bg_dv = drift * sinf(dir) * s->bg_zoom;
 
@@ -253,36 +256,20 @@ int st3d_motion_scene_init(st3d_motion_scene *s, uint64_t seed, int cls, int64_t
     s->shape = (int)st3d_rng_int(&r, 0, N_SHAPES - 1);
     s->theta0 = frand(&r, 0, 2 * PI_F);
     s->cx0 = frand(&r, 0, (float)size), s->cy0 = frand(&r, 0, (float)size);
-    s->fg_k = frand(&r, 40, 90);
+    s->fg_k = frand(&r, 10, 24);
     s->fg_u0 = frand(&r, 0, TEX), s->fg_v0 = frand(&r, 0, TEX);
 
-    /* every class's magnitudes are drawn (in the same order); the class
-     * only picks which one moves the shape */
-    float lr_min = logf(0.08f * (float)size), lr_max = logf(0.36f * (float)size);
-    float speed = frand(&r, 2.0f, 3.5f) * k;                  /* pixels per frame */
-    float grow = frand(&r, 0.025f, 0.04f);                     /* log radius per frame */
-    float turn = frand(&r, 4, 8) * PI_F / 180;                 /* radians per frame */
-    float u_size = (float)st3d_rng_uniform(&r);                /* where in the size range */
-    float span_max = 0.95f * (lr_max - lr_min) / (float)(n_frames > 1 ? n_frames - 1 : 1);
-    if (grow > span_max) grow = span_max;
-    float span = grow * (float)(n_frames - 1);
-    s->log_r0 = lr_min + u_size * (lr_max - lr_min);
-    switch (cls) {
-    case 0: s->vx = -speed; break; /* MoveLeft */
-    case 1: s->vx = speed; break;  /* MoveRight */
-    case 2: s->vy = -speed; break; /* MoveUp (rows grow downwards) */
-    case 3: s->vy = speed; break;  /* MoveDown */
-    case 4:                        /* Approach: growing */
-        s->log_r0 = lr_min + u_size * (lr_max - lr_min - span);
-        s->dlog_r = grow;
-        break;
-    case 5: /* Recede: shrinking */
-        s->log_r0 = lr_min + span + u_size * (lr_max - lr_min - span);
-        s->dlog_r = -grow;
-        break;
-    case 6: s->dtheta = turn; break; /* RotateClockwise (y down: +angle is clockwise) */
-    default: s->dtheta = -turn; break;
-    }
+    /* the motion: a speed and one of eight directions, 45 degrees apart
+     * (the class); the shape's size within a narrow range, so that its
+     * moving edges weigh about the same in every video */
+    float speed = frand(&r, 3.0f, 5.0f) * k; /* pixels per frame */
+    s->log_r0 = logf(frand(&r, 0.2f, 0.3f) * (float)size);
+    static const signed char DIR[ST3D_MOTION_MAX_CLASSES][2] = {
+        {-1, 0}, {1, 0}, {0, -1}, {0, 1}, /* left, right, up, down (rows grow downwards) */
+        {-1, -1}, {1, -1}, {-1, 1}, {1, 1}}; /* up-left, up-right, down-left, down-right */
+    float norm = DIR[cls][0] && DIR[cls][1] ? 0.70710678f : 1.0f;
+    s->vx = speed * norm * DIR[cls][0];
+    s->vy = speed * norm * DIR[cls][1];
     return 0;
 }
 

@@ -14,6 +14,12 @@
  *                         fallback; then a bilinear resize.
  *   Resize + CenterCrop   short side to size (the other side truncated),
  *                         then the centre (Python rounding) size x size.
+ *   Resize alone          main.py get_inference_utils with --inference_crop
+ *                         nocrop: the whole resized frame, short side size,
+ *                         long side int(size * long / short) as torchvision's
+ *                         Resize(int) computes it (truncated: 320x240 at 112
+ *                         gives 149x112), aspect kept; clips then have their
+ *                         video's own height and width.
  *   RandomHorizontalFlip  with probability 1/2.
  *   ColorJitter           torchvision's: factors uniform in [max(0, 1-s),
  *                         1+s] (hue in [-h, h]) applied in a random order
@@ -51,6 +57,7 @@ void st3d_spatial_make_lut(st3d_spatial_cfg *cfg, float value_scale, const float
 void st3d_spatial_draw(const st3d_spatial_cfg *cfg, int w, int h, st3d_rng *rng,
                        st3d_spatial_choice *ch) {
     memset(ch, 0, sizeof *ch);
+    ch->out_w = ch->out_h = cfg->size; /* every crop but nocrop's */
     if (cfg->crop == ST3D_SCROP_CORNER) {
         double scales[5] = {1.0};
         double step = 1.0 / pow(2.0, 1.0 / 4.0);
@@ -97,7 +104,7 @@ void st3d_spatial_draw(const st3d_spatial_cfg *cfg, int w, int h, st3d_rng *rng,
             ch->crop_w = cw, ch->crop_h = chh;
             ch->crop_y = (h - chh) / 2, ch->crop_x = (w - cw) / 2;
         }
-    } else { /* center: Resize(size) then CenterCrop(size) */
+    } else { /* Resize(size), then CenterCrop(size) unless nocrop */
         int rw, rh;
         if (w <= h) {
             rw = cfg->size;
@@ -107,8 +114,12 @@ void st3d_spatial_draw(const st3d_spatial_cfg *cfg, int w, int h, st3d_rng *rng,
             rw = (int)((int64_t)cfg->size * w / h);
         }
         ch->resize_w = rw, ch->resize_h = rh;
-        ch->crop_y = (int)nearbyint((double)(rh - cfg->size) / 2.0);
-        ch->crop_x = (int)nearbyint((double)(rw - cfg->size) / 2.0);
+        if (cfg->crop == ST3D_SCROP_CENTER) {
+            ch->crop_y = (int)nearbyint((double)(rh - cfg->size) / 2.0);
+            ch->crop_x = (int)nearbyint((double)(rw - cfg->size) / 2.0);
+        } else {
+            ch->out_w = rw, ch->out_h = rh;
+        }
         ch->crop_w = rw, ch->crop_h = rh;
     }
     if (cfg->hflip) ch->flip = st3d_rng_uniform(rng) < 0.5;
@@ -344,8 +355,8 @@ void st3d_adjust_hue(uint8_t *rgb, int64_t n, float f) {
 int st3d_spatial_apply(const st3d_spatial_cfg *cfg, const st3d_spatial_choice *ch,
                        const st3d_image *frame, st3d_spatial_work *w, float *dst, int64_t plane,
                        st3d_error *err) {
-    int S = cfg->size;
-    size_t need = (size_t)S * S * 3;
+    int S = cfg->size, OW = ch->out_w, OH = ch->out_h; /* S x S but with nocrop */
+    size_t need = (size_t)OW * OH * 3;
     if (need > w->out_cap) {
         uint8_t *p = st3d_malloc(need, err);
         if (!p) return -1;
@@ -354,12 +365,14 @@ int st3d_spatial_apply(const st3d_spatial_cfg *cfg, const st3d_spatial_choice *c
     }
     size_t stride = (size_t)frame->width * 3;
     int rc;
-    if (cfg->crop == ST3D_SCROP_CENTER) {
-        if (ch->crop_x < 0 || ch->crop_y < 0 || ch->crop_x + S > ch->resize_w ||
-            ch->crop_y + S > ch->resize_h)
+    if (cfg->crop == ST3D_SCROP_CENTER || cfg->crop == ST3D_SCROP_NONE) {
+        /* the window (crop_x, crop_y, OW, OH) of the resized frame: its
+         * centre, or all of it */
+        if (ch->crop_x < 0 || ch->crop_y < 0 || ch->crop_x + OW > ch->resize_w ||
+            ch->crop_y + OH > ch->resize_h)
             return st3d_fail(err, ST3D_ERR_INVALID, "center crop does not fit");
         rc = st3d_resize_pil_bilinear(frame->data, frame->width, frame->height, stride,
-                                      ch->resize_w, ch->resize_h, ch->crop_x, ch->crop_y, S, S,
+                                      ch->resize_w, ch->resize_h, ch->crop_x, ch->crop_y, OW, OH,
                                       w->out, w, err);
     } else {
         if (ch->crop_x < 0 || ch->crop_y < 0 || ch->crop_x + ch->crop_w > frame->width ||
@@ -374,9 +387,9 @@ int st3d_spatial_apply(const st3d_spatial_cfg *cfg, const st3d_spatial_choice *c
     if (rc != 0) return -1;
     uint8_t *px = w->out;
     if (ch->flip)
-        for (int y = 0; y < S; y++) {
-            uint8_t *row = px + (size_t)y * S * 3;
-            for (int a = 0, b = S - 1; a < b; a++, b--)
+        for (int y = 0; y < OH; y++) {
+            uint8_t *row = px + (size_t)y * OW * 3;
+            for (int a = 0, b = OW - 1; a < b; a++, b--)
                 for (int c = 0; c < 3; c++) {
                     uint8_t t = row[3 * a + c];
                     row[3 * a + c] = row[3 * b + c], row[3 * b + c] = t;
@@ -386,14 +399,15 @@ int st3d_spatial_apply(const st3d_spatial_cfg *cfg, const st3d_spatial_choice *c
         for (int k = 0; k < 4; k++) {
             int op = ch->order[k];
             float f = ch->factor[op];
-            if (op == 0 && cfg->jitter[0] > 0) st3d_adjust_brightness(px, (int64_t)S * S, f);
-            else if (op == 1 && cfg->jitter[1] > 0) st3d_adjust_contrast(px, (int64_t)S * S, f);
-            else if (op == 2 && cfg->jitter[2] > 0) st3d_adjust_saturation(px, (int64_t)S * S, f);
-            else if (op == 3 && cfg->jitter[3] > 0) st3d_adjust_hue(px, (int64_t)S * S, f);
+            int64_t n = (int64_t)OW * OH;
+            if (op == 0 && cfg->jitter[0] > 0) st3d_adjust_brightness(px, n, f);
+            else if (op == 1 && cfg->jitter[1] > 0) st3d_adjust_contrast(px, n, f);
+            else if (op == 2 && cfg->jitter[2] > 0) st3d_adjust_saturation(px, n, f);
+            else if (op == 3 && cfg->jitter[3] > 0) st3d_adjust_hue(px, n, f);
         }
     /* HWC uint8 -> three planes of floats (ToTensor's transpose) */
     float *d0 = dst, *d1 = dst + plane, *d2 = dst + 2 * plane;
-    for (int64_t i = 0; i < (int64_t)S * S; i++) {
+    for (int64_t i = 0; i < (int64_t)OW * OH; i++) {
         d0[i] = cfg->lut[0][px[3 * i]];
         d1[i] = cfg->lut[1][px[3 * i + 1]];
         d2[i] = cfg->lut[2][px[3 * i + 2]];

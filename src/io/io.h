@@ -51,6 +51,12 @@ void st3d_format_shape(char *buf, size_t cap, int ndim, const int64_t *shape);
 int st3d_safetensors_read_mem(const void *buf, size_t n, const char *name,
                               st3d_tensor_map **out, st3d_error *err);
 int st3d_safetensors_read_src(st3d_src *s, st3d_tensor_map **out, st3d_error *err);
+/* The .npy preamble (magic, version 1.0, length, the dict of a C-order
+ * float32 array of this shape, spaces, newline) into head: at least
+ * min_len bytes, a multiple of 64, so that a file written with a guessed
+ * shape can have its preamble rewritten in place with the true one.
+ * Returns its length, or 0 when it does not fit in cap. */
+size_t st3d_npy_header(char *head, size_t cap, int ndim, const int64_t *shape, size_t min_len);
 int st3d_npy_read_f32_mem(const void *buf, size_t n, const char *name, float **data,
                           int *ndim, int64_t *shape, st3d_error *err);
 

@@ -324,34 +324,44 @@ static int write_npy(FILE *f, void *user, st3d_error *err) {
     return 0;
 }
 
+size_t st3d_npy_header(char *head, size_t cap, int ndim, const int64_t *shape, size_t min_len) {
+    char dims[ST3D_MAX_DIMS * 24 + 8];
+    size_t used = 0;
+    dims[0] = '\0';
+    for (int d = 0; d < ndim && d < ST3D_MAX_DIMS; d++)
+        used += (size_t)snprintf(dims + used, sizeof dims - used, "%s%" PRId64, d ? ", " : "",
+                                 shape[d]);
+    if (ndim == 1) snprintf(dims + used, sizeof dims - used, ",");
+    if (cap < 10) return 0;
+    memcpy(head, NPY_MAGIC "\x01\x00", 8);
+    int k = snprintf(head + 10, cap - 10,
+                     "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", dims);
+    size_t len = 10 + (size_t)k + 1; /* + the newline */
+    size_t total = (len + 63) / 64 * 64;
+    if (total < min_len) total = (min_len + 63) / 64 * 64;
+    if (k < 0 || total > cap || total - 10 > 0xffff) return 0;
+    memset(head + 10 + k, ' ', total - 10 - (size_t)k);
+    head[total - 1] = '\n';
+    head[8] = (char)((total - 10) & 0xff);
+    head[9] = (char)((total - 10) >> 8);
+    return total;
+}
+
 int st3d_npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape,
                        st3d_error *err) {
     if (ndim < 0 || ndim > ST3D_MAX_DIMS)
         return st3d_fail(err, ST3D_ERR_INVALID, "%s: rank %d out of range", path, ndim);
     int64_t count = 1;
-    char dims[ST3D_MAX_DIMS * 24 + 8];
-    size_t used = 0;
     for (int d = 0; d < ndim; d++) {
         count = st3d_mul_checked(count, shape[d]);
         if (count < 0) return st3d_fail(err, ST3D_ERR_INVALID, "%s: invalid shape", path);
-        used += (size_t)snprintf(dims + used, sizeof dims - used, "%s%" PRId64, d ? ", " : "",
-                                 shape[d]);
     }
-    if (ndim == 1) used += (size_t)snprintf(dims + used, sizeof dims - used, ",");
-    if (ndim == 0) dims[0] = '\0';
     int64_t nbytes = st3d_mul_checked(count, 4);
     if (nbytes < 0 || (uint64_t)nbytes > SIZE_MAX)
         return st3d_fail(err, ST3D_ERR_INVALID, "%s: array too large", path);
     char head[512];
-    memcpy(head, NPY_MAGIC "\x01\x00", 8);
-    int k = snprintf(head + 10, sizeof head - 10,
-                     "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", dims);
-    size_t len = 10 + (size_t)k + 1; /* + the newline */
-    size_t total = (len + 63) / 64 * 64;
-    memset(head + 10 + k, ' ', total - len);
-    head[total - 1] = '\n';
-    head[8] = (char)((total - 10) & 0xff);
-    head[9] = (char)((total - 10) >> 8);
+    size_t total = st3d_npy_header(head, sizeof head, ndim, shape, 0);
+    if (!total) return st3d_fail(err, ST3D_ERR_INVALID, "%s: invalid shape", path);
     npy_writer w = {path, head, total, data, (size_t)nbytes};
     return st3d_write_atomic(path, write_npy, &w, err);
 }

@@ -162,6 +162,20 @@ size_t st3d_video_memory(const st3d_video *v);
 int st3d_video_read_frames_to(st3d_video *v, const int64_t *indices, int n, uint8_t *const *dst,
                               int last, st3d_error *err);
 
+/* ------------------------------------------------------------ encoding */
+
+/* RGB24 frames (w x h x 3, rows top to bottom) to a video file
+ * (src/io/video_encode.c): H.264 when libavcodec has libx264, else MPEG-4
+ * part 2, in the container the path's extension names, at fps frames a
+ * second.  Written under a temporary name; close renames it into place,
+ * abort removes it; either frees the writer. */
+typedef struct st3d_video_writer st3d_video_writer;
+st3d_video_writer *st3d_video_writer_open(const char *path, int w, int h, double fps,
+                                          st3d_error *err);
+int st3d_video_writer_put(st3d_video_writer *vw, const uint8_t *rgb, st3d_error *err);
+int st3d_video_writer_close(st3d_video_writer *vw, st3d_error *err);
+void st3d_video_writer_abort(st3d_video_writer *vw);
+
 /* 1 when path is a directory, 0 otherwise. */
 int st3d_is_dir(const char *path);
 /* 1 when path is a regular file, 0 otherwise. */

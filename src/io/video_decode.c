@@ -28,6 +28,10 @@
  * soon as the packet of the last frame wanted is in, instead of being fed
  * the frames that would push that frame out of its reordering delay.
  *
+ * Live sources (st3d_video_params.live: a pipe, "-" for standard input, a
+ * URL) are read once, as they come: no index pass, frames numbered as they
+ * are decoded, no seeking.
+ *
  * Memory: the index (8 bytes per frame), one decoded frame, the decoder's
  * reference frames and one RGB frame when rotating; never the whole video.
  */
@@ -215,8 +219,39 @@ static int reopen_without_probe(const AVFormatContext *fmt) {
     return !strcmp(fmt->iformat->name, "mov,mp4,m4a,3gp,3g2,mj2");
 }
 
+static int finish_open(st3d_video *v, st3d_error *err);
+
+/* A live source: demuxer and decoder only; frames are numbered as they are
+ * decoded (the counting mode of a file without timestamps), nothing is
+ * indexed and nothing is ever read twice. */
+static st3d_video *open_live(const char *path, const st3d_video_params *params,
+                             st3d_error *err) {
+    st3d_video *v = st3d_calloc(1, sizeof *v, err);
+    if (!v) return NULL;
+    v->params = *params;
+    v->path = strdup(strcmp(path, "-") ? path : "pipe:0");
+    v->pkt = av_packet_alloc();
+    v->frame = av_frame_alloc();
+    v->drain_pts = AV_NOPTS_VALUE;
+    v->skip_nonref = -1; /* nothing is skipped: every frame is wanted */
+    if (!v->path || !v->pkt || !v->frame) {
+        st3d_fail(err, ST3D_ERR_NOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    if (open_streams(v, err) != 0) goto fail;
+    AVStream *st = v->fmt->streams[v->stream];
+    AVRational fr = st->avg_frame_rate.num ? st->avg_frame_rate : st->r_frame_rate;
+    v->info.fps = fr.den ? av_q2d(fr) : 0.0;
+    if (finish_open(v, err) != 0) goto fail;
+    return v;
+fail:
+    st3d_video_free(v);
+    return NULL;
+}
+
 st3d_video *st3d_video_open_cached(const char *path, const st3d_video_params *params,
                                    st3d_video_cache *cache, st3d_error *err) {
+    if (params && params->live) return open_live(path, params, err);
     struct stat sb;
     if (stat(path, &sb) != 0) {
         st3d_fail(err, ST3D_ERR_IO, "%s: no such file", path);
@@ -288,6 +323,18 @@ st3d_video *st3d_video_open_cached(const char *path, const st3d_video_params *pa
         st3d_fail(err, ST3D_ERR_FORMAT, "%s: the video stream has no frames", path);
         goto fail;
     }
+    if (finish_open(v, err) != 0) goto fail;
+    return v;
+fail:
+    st3d_video_facts_clear(&facts);
+    st3d_video_free(v);
+    return NULL;
+}
+
+/* Output geometry, rotation and names, once the streams are open. */
+static int finish_open(st3d_video *v, st3d_error *err) {
+    AVStream *st = v->fmt->streams[v->stream];
+    st3d_video_info *in = &v->info;
     in->coded_width = st->codecpar->width;
     in->coded_height = st->codecpar->height;
     in->rotation = v->params.autorotate ? stream_rotation(st) : 0;
@@ -297,22 +344,16 @@ st3d_video *st3d_video_open_cached(const char *path, const st3d_video_params *pa
     /* swscale's output is the unrotated picture */
     v->out_w = in->rotation % 180 ? in->height : in->width;
     v->out_h = in->rotation % 180 ? in->width : in->height;
-    if ((int64_t)v->out_w * v->out_h > ST3D_MAX_PIXELS) {
-        st3d_fail(err, ST3D_ERR_INVALID, "%s: output size %dx%d is too large", path, in->width,
-                  in->height);
-        goto fail;
-    }
+    if ((int64_t)v->out_w * v->out_h > ST3D_MAX_PIXELS)
+        return st3d_fail(err, ST3D_ERR_INVALID, "%s: output size %dx%d is too large", v->path,
+                         in->width, in->height);
     if (in->rotation) {
         v->rot = st3d_malloc((size_t)v->out_w * v->out_h * 3, err);
-        if (!v->rot) goto fail;
+        if (!v->rot) return -1;
     }
     snprintf(in->codec, sizeof in->codec, "%s", v->dec->codec->name);
     snprintf(in->container, sizeof in->container, "%s", v->fmt->iformat->name);
-    return v;
-fail:
-    st3d_video_facts_clear(&facts);
-    st3d_video_free(v);
-    return NULL;
+    return 0;
 }
 
 st3d_video *st3d_video_open(const char *path, const st3d_video_params *params, st3d_error *err) {
@@ -544,6 +585,8 @@ static int advance(st3d_video *v, st3d_error *err) {
 }
 
 int st3d_video_seek(st3d_video *v, double seconds, st3d_error *err) {
+    if (v->params.live)
+        return st3d_fail(err, ST3D_ERR_UNSUPPORTED, "%s: a live source cannot seek", v->path);
     AVStream *st = v->fmt->streams[v->stream];
     int64_t target = 0;
     if (v->pts) {
@@ -599,6 +642,8 @@ static int cmp_want(const void *a, const void *b) {
 int st3d_video_read_frames_to(st3d_video *v, const int64_t *indices, int n, uint8_t *const *dst,
                               int last, st3d_error *err) {
     if (n <= 0) return 0;
+    if (v->params.live)
+        return st3d_fail(err, ST3D_ERR_UNSUPPORTED, "%s: a live source is read in order only", v->path);
     want *w = st3d_malloc((size_t)n * sizeof *w, err);
     if (!w) return -1;
     for (int i = 0; i < n; i++) {

@@ -11,6 +11,10 @@
  *     sorted by score, descending, with Python's stable sort (ties keep file
  *     order), and its first k labels are the video's top-k; every label of
  *     every entry, in any subset, must be in "labels" (KeyError again);
+ *   - st3d only: every results video must be in the annotation's
+ *     "database" (any subset).  eval_accuracy.py ignores one that is not;
+ *     here it is an error naming the file and the video, since it means
+ *     results of another dataset or annotation file;
  *   - a video is right when its label is among its top-k;
  *   - accuracy = right / number of ground-truth videos: a video missing
  *     from the results counts as wrong.  With --ignore (ignore_missing
@@ -185,9 +189,10 @@ static int score(st3d_eval *ev, json_t *db, json_t *results, json_t *map, const 
 
 /* Every label of every result must be known and no list empty, as
  * eval_accuracy.py's load_result demands of the whole file (KeyError,
- * IndexError); r gets room for the longest list. */
-static int check_results(json_t *results, json_t *map, const char *path, ranked **r,
-                         st3d_error *err) {
+ * IndexError), and every video in db (st3d's rule); r gets room for the
+ * longest list. */
+static int check_results(json_t *results, json_t *map, json_t *db, const char *path,
+                         const char *ann_path, ranked **r, st3d_error *err) {
     size_t longest = 1;
     const char *id;
     json_t *list;
@@ -197,6 +202,9 @@ static int check_results(json_t *results, json_t *map, const char *path, ranked 
     *r = st3d_malloc(longest * sizeof **r, err);
     if (!*r) return -1;
     json_object_foreach(results, id, list) {
+        if (!json_object_get(db, id))
+            return st3d_fail(err, ST3D_ERR_MISMATCH, "%s: video '%s' is not in %s", path, id,
+                             ann_path);
         int64_t n = rank_entries(list, map, path, id, *r, err);
         if (n < 0) return -1;
         if (n == 0)
@@ -239,7 +247,7 @@ int st3d_eval_results(const char *results_path, const char *annotation_path,
     }
     ev->n_results = (int64_t)json_object_size(results);
     if (!(map = label_map(labels, ev, annotation_path, err))) goto done;
-    if (check_results(results, map, results_path, &r, err) != 0) goto done;
+    if (check_results(results, map, db, results_path, annotation_path, &r, err) != 0) goto done;
     if (score(ev, db, results, map, annotation_path, results_path, r, err) != 0) goto done;
     if (ev->n_videos == 0) {
         st3d_fail(err, ST3D_ERR_INVALID, "%s: no video in subset '%s'", annotation_path,

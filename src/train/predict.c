@@ -8,6 +8,12 @@
  * The loader gives the clips of a video in order and the videos in dataset
  * order (no shuffling), so a video is complete when a clip of another one
  * arrives, or at the end.  Memory: one batch, plus one video's clip scores.
+ *
+ * Each batch's shape comes from st3d_loader_peek: always the loader's batch
+ * shape but with nocrop (--inference_crop nocrop), where a batch is one
+ * video's clips at that video's resized height and width (the network
+ * ends in adaptive average pooling, so any size runs); the clip buffer then
+ * grows to the largest, and st3d_exec keeps a plan per shape met.
  */
 #include "core/core.h"
 
@@ -71,8 +77,8 @@ int st3d_predict(st3d_exec *exec, st3d_model *model, st3d_loader *loader, st3d_v
     const int k = st3d_model_get_params(model)->n_classes;
     int64_t shape[5];
     st3d_loader_batch_shape(loader, shape);
-    size_t clip_floats = (size_t)(shape[1] * shape[2] * shape[3] * shape[4]);
-    float *clips = st3d_aligned_alloc(sizeof(float) * clip_floats * (size_t)shape[0], err);
+    size_t cap = (size_t)(shape[0] * shape[1] * shape[2] * shape[3] * shape[4]);
+    float *clips = st3d_aligned_alloc(sizeof(float) * cap, err);
     float *logits = st3d_malloc(sizeof(float) * (size_t)(shape[0] * k), err);
     st3d_clip_info *info = st3d_calloc((size_t)shape[0], sizeof *info, err);
     video_acc v = {.sample = -1};
@@ -83,9 +89,17 @@ int st3d_predict(st3d_exec *exec, st3d_model *model, st3d_loader *loader, st3d_v
     if (st3d_loader_start_epoch(loader, 0, err) != 0) goto out;
     for (;;) {
         int n = 0;
-        int got = st3d_loader_next(loader, clips, NULL, info, &n, err);
+        int got = st3d_loader_peek(loader, shape, err);
         if (got < 0) goto out;
         if (got == 0) break;
+        size_t need = (size_t)(shape[0] * shape[1] * shape[2] * shape[3] * shape[4]);
+        if (need > cap) { /* nocrop: a video of a larger picture */
+            st3d_aligned_free(clips);
+            cap = 0;
+            if (!(clips = st3d_aligned_alloc(sizeof(float) * need, err))) goto out;
+            cap = need;
+        }
+        if (st3d_loader_next(loader, clips, NULL, info, &n, err) < 0) goto out;
         if (n == 0) continue;
         shape[0] = n;
         if (st3d_exec_forward(exec, clips, shape, logits, NULL, err) != 0) goto out;

@@ -25,6 +25,35 @@ def run(cmd, check=True, **kw):
     return p
 
 
+def loop_padding(frames, size):
+    """The original temporal_transforms.py's LoopPadding: the run repeated
+    from its start until it has size entries."""
+    out = list(frames)
+    i = 0
+    while len(out) < size:
+        out.append(out[i])
+        i += 1
+    return out
+
+
+def sliding_window(frames, size, step, limit=None):
+    """The original's SlidingWindow(size, step) over the frame numbers frames:
+    a window of consecutive numbers from every step-th entry, the first one
+    cut short by the end loop-padded and last; at most limit windows
+    (TemporalEvenCrop's use)."""
+    out = []
+    for b in frames[::step]:
+        if limit is not None and len(out) >= limit:
+            break
+        e = min(frames[-1] + 1, b + size)
+        s = list(range(b, e))
+        if len(s) < size:
+            out.append(loop_padding(s, size))
+            break
+        out.append(s)
+    return out
+
+
 def ffmpeg(*args):
     run(["ffmpeg", "-nostdin", "-v", "error", "-y"] + [str(a) for a in args])
 

@@ -126,6 +126,21 @@ def main():
                     and "segment" in v["annotations"]]
             C.check([(r["video_id"], r["label"]) for r in recs] == want,
                     "%s: loader reads the JSON back (%d training clips)" % (name, len(recs)))
+            # --classes: a subset of the classes, labelled in the order given
+            keep = [ref["labels"][-1], ref["labels"][0]]
+            sub = root / (name + "_sub.json")
+            run([ST3D, "make-annotations", "--dataset", name, "--src", src, "--video-path", vids,
+                 "--dst", sub, "--classes", ",".join(keep)] + extra)
+            got = json.load(open(sub))
+            want_db = {k: v for k, v in ref["database"].items()
+                       if "label" not in v["annotations"] or v["annotations"]["label"] in keep}
+            C.check(got["labels"] == keep and got["database"] == want_db,
+                    "%s --classes %s: labels in that order, other classes' videos dropped" %
+                    (name, ",".join(keep)))
+            p = run([ST3D, "make-annotations", "--dataset", name, "--src", src, "--dst", sub,
+                     "--classes", keep[0] + ",NoSuchClass"] + extra, check=False)
+            C.check(p.returncode != 0 and "NoSuchClass" in p.stderr and p.stderr.count("\n") == 1,
+                    "%s --classes with an unknown class: one line naming it (%r)" % (name, p.stderr))
         # ActivityNet: v1.3 JSON + fps from the videos, read back per instance
         an = root / "anet"
         an.mkdir()

@@ -14,20 +14,12 @@ import torchvision.transforms.functional as F
 from PIL import Image
 
 from common import Checker, run, st3d_path, tmpdir
+from common import loop_padding as loop, sliding_window as ref_windows
 
 ST3D = st3d_path()
 C = Checker()
 
 # ------------------------------------------------------------ temporal refs
-
-
-def loop(lst, size):
-    out = list(lst)
-    i = 0
-    while len(out) < size:
-        out.append(out[i])
-        i += 1
-    return out
 
 
 def ref_center(fr, size):
@@ -38,20 +30,6 @@ def ref_center(fr, size):
 
 def ref_begin(fr, size):
     return [loop(fr[:size], size)]
-
-
-def ref_windows(fr, size, step, limit):
-    out = []
-    for b in fr[::step]:
-        if len(out) >= limit:
-            break
-        e = min(fr[-1] + 1, b + size)
-        s = list(range(b, e))
-        if len(s) < size:
-            out.append(loop(s, size))
-            break
-        out.append(s)
-    return out
 
 
 def ref_even(fr, size, k):

@@ -23,8 +23,8 @@ import av
 import numpy as np
 
 ST3D = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("ST3D", "st3d")
-CLASSES = ["MoveLeft", "MoveRight", "MoveUp", "MoveDown", "Approach", "Recede",
-           "RotateClockwise", "RotateAnticlockwise"]
+CLASSES = ["MoveLeft", "MoveRight", "MoveUp", "MoveDown", "MoveUpLeft", "MoveUpRight",
+           "MoveDownLeft", "MoveDownRight"]
 PER_GROUP = 4  # clips per group
 
 
@@ -231,8 +231,8 @@ def check_bad(tmp):
     h = st3d("make-dataset", "--help")
     lines = h.stdout.split("\n")
     ok = all(any(l.strip().startswith(o) and dflt in l for l in lines)
-             for o, dflt in [("--classes", "(8)"), ("--train-per-class", "(40)"),
-                             ("--test-per-class", "(10)"), ("--frames", "(48)"),
+             for o, dflt in [("--classes", "(8)"), ("--train-per-class", "(100)"),
+                             ("--test-per-class", "(20)"), ("--frames", "(48)"),
                              ("--size", "(128)"), ("--fps", "(25)"), ("--seed", "(1)"),
                              ("--threads", "default 0"), ("--force", "")])
     C.check(h.returncode == 0 and ok, "--help lists every option with its default")

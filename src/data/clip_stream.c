@@ -1,0 +1,349 @@
+/*
+ * clip_stream.c - st3d_clip_stream: videos decoded one after another by
+ * decoder threads, cut into clips as the frames arrive, handed to one
+ * consumer through a bounded queue (see st3d.h for the clip rules).
+ *
+ * Each decoder thread takes the next video of the list, reads its frames
+ * in order with st3d_video_read_frame (which drains the decoder at the end
+ * of the stream, so every frame the decoder gives is counted) and keeps the
+ * last sample_duration frames, already transformed to sample_size x
+ * sample_size floats, in a ring: frame f lives in slot f % duration.  A
+ * frame that no clip will use (stride > duration) is decoded, counted and
+ * not transformed.  When frame start + duration - 1 is in, the clip
+ * [start, start + duration) is copied from the ring into a queue slot;
+ * at the end of the video the first clip that runs past the last frame is
+ * loop-padded from the frames still in the ring (the original's
+ * SlidingWindow + LoopPadding, temporal_transforms.py).
+ *
+ * Transform per frame: Resize (short side to sample_size, PIL bilinear,
+ * the other side truncated) + CenterCrop, then ToTensor and Normalize as a
+ * lookup table: the companion tool's Scale + CenterCrop + ToTensor +
+ * Normalize (classify.py), via the loader's own spatial code (spatial.c).
+ *
+ * Queue: queue_clips slots.  A producer reserves the tail slot under the
+ * lock, fills it without the lock, then marks it ready; the consumer takes
+ * the head slot once ready, copies it out without the lock, then frees it.
+ * Items of one video keep their order (one thread decodes it); items of
+ * videos decoded at once interleave.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "data/data.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* State of a queue slot. */
+enum { SLOT_FREE = 0, SLOT_FILLING = 1, SLOT_READY = 2 };
+
+/* One queue entry: an item and, for a clip, its pixels. */
+typedef struct slot {
+    st3d_stream_item item; /* what it carries */
+    float *data;           /* clip_floats floats (CLIP items) */
+    int state;             /* SLOT_* */
+} slot;
+
+/* A decoder thread and its scratch. */
+typedef struct worker {
+    struct st3d_clip_stream *s; /* the stream */
+    pthread_t thread;           /* its thread */
+    int started;                /* 1 once the thread runs */
+    st3d_image frame;           /* the decoded RGB frame */
+    st3d_spatial_work work;     /* resize scratch */
+    float *ring;                /* duration frames of 3 x S x S floats */
+    double *ring_pts;           /* their timestamps, seconds */
+    double decoded_at;          /* st3d_now() after the last frame decoded */
+} worker;
+
+struct st3d_clip_stream {
+    st3d_stream_params p;  /* as given (stride resolved) */
+    char **paths;          /* n videos (owned copies) */
+    int64_t n;             /* videos */
+    int64_t clip_floats;   /* 3 * duration * S * S */
+    int64_t frame_floats;  /* 3 * S * S */
+    st3d_spatial_cfg cfg;  /* Resize + CenterCrop and the normalization table */
+    worker *workers;       /* p.n_threads */
+    slot *slots;           /* p.queue_clips */
+    pthread_mutex_t mu;    /* guards everything below */
+    pthread_cond_t cv_put; /* producers wait here for a free slot */
+    pthread_cond_t cv_get; /* the consumer waits here for a ready slot */
+    int head, count;       /* queue: first slot, slots in use */
+    int64_t next_video;    /* next video a thread takes */
+    int running;           /* threads not finished */
+    int stop;              /* 1: abandon everything (free) */
+};
+
+st3d_stream_params st3d_stream_default_params(void) {
+    st3d_stream_params p;
+    memset(&p, 0, sizeof p);
+    p.sample_duration = 16;
+    p.stride = 0;
+    p.sample_size = 112;
+    p.value_scale = 1.0f;
+    st3d_mean_std("kinetics", 1.0f, p.mean, p.std, NULL);
+    p.n_threads = 2;
+    p.decoder_threads = 1;
+    p.queue_clips = 16;
+    return p;
+}
+
+void st3d_clip_stream_clip_shape(const st3d_clip_stream *s, int64_t shape[4]) {
+    shape[0] = 3;
+    shape[1] = s->p.sample_duration;
+    shape[2] = shape[3] = s->p.sample_size;
+}
+
+/* Reserves the tail slot (waiting for room); NULL when the stream stops. */
+static slot *reserve(st3d_clip_stream *s) {
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop && s->count == s->p.queue_clips) pthread_cond_wait(&s->cv_put, &s->mu);
+    slot *sl = NULL;
+    if (!s->stop) {
+        sl = &s->slots[(s->head + s->count) % s->p.queue_clips];
+        sl->state = SLOT_FILLING;
+        s->count++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return sl;
+}
+
+static void publish(st3d_clip_stream *s, slot *sl) {
+    pthread_mutex_lock(&s->mu);
+    sl->state = SLOT_READY;
+    pthread_cond_signal(&s->cv_get);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Queues an item without pixels; -1 when the stream stops. */
+static int put_item(st3d_clip_stream *s, const st3d_stream_item *it) {
+    slot *sl = reserve(s);
+    if (!sl) return -1;
+    sl->item = *it;
+    publish(s, sl);
+    return 0;
+}
+
+/* Queues clip number `clip` of video v: frames [start, start + n_real),
+ * loop-padded to the duration, from the ring. */
+static int put_clip(st3d_clip_stream *s, worker *w, int64_t v, int64_t clip, int64_t start,
+                    int n_real, double frame_dt) {
+    slot *sl = reserve(s);
+    if (!sl) return -1;
+    int T = s->p.sample_duration;
+    int64_t plane = (int64_t)s->p.sample_size * s->p.sample_size;
+    for (int t = 0; t < T; t++) {
+        const float *src = w->ring + ((start + t % n_real) % T) * s->frame_floats;
+        for (int c = 0; c < 3; c++)
+            memcpy(sl->data + ((int64_t)c * T + t) * plane, src + c * plane,
+                   (size_t)plane * sizeof(float));
+    }
+    st3d_stream_item *it = &sl->item;
+    memset(it, 0, sizeof *it);
+    it->kind = ST3D_STREAM_CLIP;
+    it->video = v;
+    it->clip = clip;
+    it->first = start + 1;
+    it->last = start + n_real;
+    it->n_real = n_real;
+    it->start = w->ring_pts[start % T];
+    it->end = w->ring_pts[(start + n_real - 1) % T] + frame_dt;
+    it->decoded_at = w->decoded_at;
+    publish(s, sl);
+    return 0;
+}
+
+/* Decodes video v and queues its items.  Returns -1 only when the stream
+ * stops; a bad video is a FAIL item. */
+static int run_video(st3d_clip_stream *s, worker *w, int64_t v) {
+    st3d_stream_item it;
+    memset(&it, 0, sizeof it);
+    it.video = v;
+    st3d_error err = {0};
+    st3d_video_params vp = st3d_video_default_params();
+    vp.threads = s->p.decoder_threads;
+    vp.live = s->p.live;
+    st3d_video *vid = st3d_video_open(s->paths[v], &vp, &err);
+    if (!vid) goto fail;
+    it.info = *st3d_video_get_info(vid);
+    st3d_spatial_choice ch;
+    st3d_rng rng = st3d_rng_for(0, 0, 0, 0); /* the center crop draws nothing */
+    st3d_spatial_draw(&s->cfg, it.info.width, it.info.height, &rng, &ch);
+    if (ch.crop_x < 0 || ch.crop_y < 0) {
+        st3d_fail(&err, ST3D_ERR_INVALID, "%s: frames of %dx%d are too small", s->paths[v],
+                  it.info.width, it.info.height);
+        goto fail;
+    }
+    if (st3d_image_reserve(&w->frame, it.info.width, it.info.height, &err) != 0) goto fail;
+    it.kind = ST3D_STREAM_BEGIN;
+    if (put_item(s, &it) != 0) goto stop;
+    int T = s->p.sample_duration, stride = s->p.stride;
+    double dt = it.info.fps > 0 ? 1.0 / it.info.fps : 0.0;
+    int64_t f = 0, start = 0, clips = 0;
+    for (;;) {
+        double pts = 0;
+        int r = st3d_video_read_frame(vid, w->frame.data, NULL, &pts, &err);
+        if (r < 0) goto fail;
+        if (r == 0) break;
+        w->decoded_at = st3d_now();
+        if (f >= start) { /* some clip uses this frame */
+            float *dst = w->ring + (f % T) * s->frame_floats;
+            if (st3d_spatial_apply(&s->cfg, &ch, &w->frame, &w->work, dst,
+                                   (int64_t)s->p.sample_size * s->p.sample_size, &err) != 0)
+                goto fail;
+            w->ring_pts[f % T] = pts;
+        }
+        if (f == start + T - 1) {
+            if (put_clip(s, w, v, clips++, start, T, dt) != 0) goto stop;
+            start += stride;
+        }
+        f++;
+    }
+    if (f == 0) {
+        st3d_fail(&err, ST3D_ERR_FORMAT, "%s: no frame could be decoded", s->paths[v]);
+        goto fail;
+    }
+    if (start < f && !s->p.drop_tail) /* the short last clip, loop-padded */
+        if (put_clip(s, w, v, clips++, start, (int)(f - start), dt) != 0) goto stop;
+    st3d_video_free(vid);
+    it.kind = ST3D_STREAM_END;
+    it.n_clips = clips;
+    it.n_frames = f;
+    return put_item(s, &it);
+fail:
+    st3d_video_free(vid);
+    it.kind = ST3D_STREAM_FAIL;
+    snprintf(it.message, sizeof it.message, "%s", err.msg);
+    return put_item(s, &it);
+stop:
+    st3d_video_free(vid);
+    return -1;
+}
+
+static void *worker_main(void *arg) {
+    worker *w = arg;
+    st3d_clip_stream *s = w->s;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        int64_t v = s->stop ? s->n : s->next_video++;
+        pthread_mutex_unlock(&s->mu);
+        if (v >= s->n || run_video(s, w, v) != 0) break;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->running--;
+    pthread_cond_signal(&s->cv_get);
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+st3d_clip_stream *st3d_clip_stream_new(const char *const *paths, int64_t n,
+                                       const st3d_stream_params *params, st3d_error *err) {
+    st3d_stream_params p = params ? *params : st3d_stream_default_params();
+    if (p.stride <= 0) p.stride = p.sample_duration;
+    if (n < 0 || p.sample_duration < 1 || p.sample_duration > 4096 || p.sample_size < 1 ||
+        p.sample_size > 4096 || p.n_threads < 1 || p.n_threads > 256 || p.queue_clips < 1 ||
+        p.queue_clips > 4096 || p.decoder_threads < 0) {
+        st3d_fail(err, ST3D_ERR_INVALID,
+                  "clip stream: bad parameters (duration %d, size %d, threads %d, queue %d)",
+                  p.sample_duration, p.sample_size, p.n_threads, p.queue_clips);
+        return NULL;
+    }
+    st3d_clip_stream *s = st3d_calloc(1, sizeof *s, err);
+    if (!s) return NULL;
+    s->p = p;
+    s->n = n;
+    s->frame_floats = (int64_t)3 * p.sample_size * p.sample_size;
+    s->clip_floats = s->frame_floats * p.sample_duration;
+    s->cfg.crop = ST3D_SCROP_CENTER;
+    s->cfg.size = p.sample_size;
+    st3d_spatial_make_lut(&s->cfg, p.value_scale, p.mean, p.std, 1, 1);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv_put, NULL);
+    pthread_cond_init(&s->cv_get, NULL);
+    s->paths = st3d_calloc(n ? (size_t)n : 1, sizeof *s->paths, err);
+    s->slots = st3d_calloc((size_t)p.queue_clips, sizeof *s->slots, err);
+    s->workers = st3d_calloc((size_t)p.n_threads, sizeof *s->workers, err);
+    if (!s->paths || !s->slots || !s->workers) goto fail;
+    for (int64_t i = 0; i < n; i++)
+        if (!(s->paths[i] = strdup(paths[i]))) {
+            st3d_fail(err, ST3D_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+    for (int i = 0; i < p.queue_clips; i++)
+        if (!(s->slots[i].data = st3d_malloc((size_t)s->clip_floats * sizeof(float), err)))
+            goto fail;
+    for (int i = 0; i < p.n_threads; i++) {
+        worker *w = &s->workers[i];
+        w->s = s;
+        w->ring = st3d_malloc((size_t)(s->frame_floats * p.sample_duration) * sizeof(float), err);
+        w->ring_pts = st3d_calloc((size_t)p.sample_duration, sizeof(double), err);
+        if (!w->ring || !w->ring_pts) goto fail;
+    }
+    s->running = p.n_threads;
+    for (int i = 0; i < p.n_threads; i++) {
+        if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
+            pthread_mutex_lock(&s->mu);
+            s->running -= p.n_threads - i;
+            pthread_mutex_unlock(&s->mu);
+            st3d_fail(err, ST3D_ERR_BACKEND, "cannot start a decoder thread");
+            goto fail;
+        }
+        s->workers[i].started = 1;
+    }
+    return s;
+fail:
+    st3d_clip_stream_free(s);
+    return NULL;
+}
+
+void st3d_clip_stream_free(st3d_clip_stream *s) {
+    if (!s) return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = 1;
+    pthread_cond_broadcast(&s->cv_put);
+    pthread_mutex_unlock(&s->mu);
+    if (s->workers)
+        for (int i = 0; i < s->p.n_threads; i++) {
+            worker *w = &s->workers[i];
+            if (w->started) pthread_join(w->thread, NULL);
+            st3d_image_release(&w->frame);
+            st3d_spatial_work_free(&w->work);
+            free(w->ring);
+            free(w->ring_pts);
+        }
+    if (s->slots)
+        for (int i = 0; i < s->p.queue_clips; i++) free(s->slots[i].data);
+    if (s->paths)
+        for (int64_t i = 0; i < s->n; i++) free(s->paths[i]);
+    free(s->paths);
+    free(s->slots);
+    free(s->workers);
+    pthread_cond_destroy(&s->cv_put);
+    pthread_cond_destroy(&s->cv_get);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+int st3d_clip_stream_next(st3d_clip_stream *s, float *clip, st3d_stream_item *item,
+                          st3d_error *err) {
+    (void)err; /* every failure so far is a video's own (a FAIL item) */
+    pthread_mutex_lock(&s->mu);
+    while (!(s->count > 0 && s->slots[s->head].state == SLOT_READY) &&
+           !(s->count == 0 && s->running == 0))
+        pthread_cond_wait(&s->cv_get, &s->mu);
+    if (s->count == 0) { /* every thread finished and the queue is empty */
+        pthread_mutex_unlock(&s->mu);
+        return 0;
+    }
+    slot *sl = &s->slots[s->head];
+    pthread_mutex_unlock(&s->mu);
+    *item = sl->item;
+    if (clip && sl->item.kind == ST3D_STREAM_CLIP)
+        memcpy(clip, sl->data, (size_t)s->clip_floats * sizeof(float));
+    pthread_mutex_lock(&s->mu);
+    sl->state = SLOT_FREE;
+    s->head = (s->head + 1) % s->p.queue_clips;
+    s->count--;
+    pthread_cond_signal(&s->cv_put);
+    pthread_mutex_unlock(&s->mu);
+    return 1;
+}
