@@ -190,8 +190,9 @@ typedef struct st3d_model_params {
     int c3d_bn;                /* c3d: batch norm after every convolution */
     float dropout;             /* c3d: dropout after fc6 and fc7 (0.5) */
     int spatial_only;          /* resnet family: 1 makes the temporal kernel of every
-                                  convolution 1 (conv1 too), a 2D CNN run on each
-                                  frame: the control that sees no motion */
+                                  convolution (conv1 too) and of the stem's max
+                                  pooling 1, a 2D CNN run on each frame: the
+                                  control that sees no motion */
 } st3d_model_params;
 
 st3d_model_params st3d_model_default_params(void);

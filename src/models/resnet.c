@@ -215,6 +215,9 @@ int add_residual(st3d_model *m, const char *prefix, int x, int y, int out_planes
 int add_stem_pool(st3d_model *m, int x, st3d_error *err) {
     if (m->p.no_max_pool) return x;
     pool_geom mp = {.max = 1, .k = {3, 3, 3}, .stride = {2, 2, 2}, .pad = {1, 1, 1}};
+    /* the 2D control pools within frames only (a 3-frame max would leave a
+     * trail of the shape's positions, which shows the axis of its motion) */
+    if (m->p.spatial_only) mp.k[0] = 1, mp.pad[0] = 0;
     return g_pool(m, x, &mp, err);
 }
 

@@ -256,8 +256,26 @@ class Net3D(nn.Module):
         return (y, f) if return_features else y
 
 
-def build(family="resnet", depth=18, **kw):
-    return Net3D(family, depth, **kw)
+def spatial_only(model):
+    """The 2D control of a 3D network (st3d's --spatial-only): every Conv3d's
+    and MaxPool3d's temporal kernel becomes 1 (temporal padding 0, strides
+    kept), so that each frame is seen alone."""
+    for parent in list(model.modules()):
+        for name, m in list(parent.named_children()):
+            if isinstance(m, nn.Conv3d):
+                parent.add_module(name, nn.Conv3d(
+                    m.in_channels, m.out_channels, (1,) + tuple(m.kernel_size[1:]), m.stride,
+                    (0,) + tuple(m.padding[1:]), groups=m.groups, bias=m.bias is not None))
+            elif isinstance(m, nn.MaxPool3d):
+                k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size,) * 3
+                p = m.padding if isinstance(m.padding, tuple) else (m.padding,) * 3
+                parent.add_module(name, nn.MaxPool3d((1,) + k[1:], m.stride, (0,) + p[1:]))
+    return model
+
+
+def build(family="resnet", depth=18, spatial=False, **kw):
+    model = Net3D(family, depth, **kw)
+    return spatial_only(model) if spatial else model
 
 
 def count_parameters(family, depth, **kw):

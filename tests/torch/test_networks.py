@@ -56,6 +56,8 @@ def model_args(family, depth, underscore=False, **kw):
     for k, v in kw.items():
         if k == "no_max_pool":
             args += ["--no-max-pool"] if v else []
+        elif k == "spatial":
+            args += ["--spatial-only"] if v else []
         else:
             args += [_OPT[k], str(v)]
     if underscore:  # the original's spelling: --model_depth etc.
@@ -130,6 +132,10 @@ CASES = [
          dict(shortcut="A", conv1_t_size=3, conv1_t_stride=2, no_max_pool=True, widen_factor=0.5,
               n_classes=13),
          (2, 3, 16, 48, 48), (3, 3, 12, 40, 40), underscore=True),
+    # the 2D control (--spatial-only): temporal kernels 1 in every conv and the max pool
+    hara("resnet10-B-spatial-w0.5", "resnet", 10, dict(spatial=True, widen_factor=0.5,
+                                                       conv1_t_size=3, n_classes=8),
+         (2, 3, 8, 48, 48), (4, 3, 8, 40, 40), quick=("forward",)),
     hara("resnet34-B-w0.25", "resnet", 34, dict(widen_factor=0.25, n_classes=9),
          (2, 3, 8, 48, 48), (4, 3, 8, 40, 40), quick=("forward",)),
     hara("resnet50-A", "resnet", 50, dict(shortcut="A", n_classes=11),
