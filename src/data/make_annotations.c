@@ -40,6 +40,13 @@ st3d_annotation_params st3d_annotation_default_params(void) {
     return p;
 }
 
+/* 1 when the JSON array of strings holds s. */
+static int has_string(const json_t *arr, const char *s) {
+    for (size_t i = 0; i < json_array_size(arr); i++)
+        if (!strcmp(json_string_value(json_array_get(arr, i)), s)) return 1;
+    return 0;
+}
+
 /* Reads a whole text file (NUL-terminated); NULL on failure. */
 static char *slurp(const char *path, st3d_error *err) {
     FILE *f = fopen(path, "rb");
@@ -244,12 +251,8 @@ static int kinetics_csv(const char *path, const char *subset, json_t *root, int 
                  strtol(f[col[3]], NULL, 10));
         const char *label = labeled ? f[col[0]] : NULL;
         json_object_set_new(db, key, entry(subset, label));
-        if (add_labels && label) {
-            size_t i, m = json_array_size(labels);
-            for (i = 0; i < m; i++)
-                if (!strcmp(json_string_value(json_array_get(labels, i)), label)) break;
-            if (i == m) json_array_append_new(labels, json_string(label));
-        }
+        if (add_labels && label && !has_string(labels, label))
+            json_array_append_new(labels, json_string(label));
     }
     free(txt);
     return 0;
@@ -322,10 +325,7 @@ static int keep_classes(json_t *root, const char *list, st3d_error *err) {
             return st3d_fail(err, ST3D_ERR_INVALID, "--classes '%s': an empty or too long name", list);
         }
         memcpy(name, s, n), name[n] = 0;
-        size_t i, m = json_array_size(labels);
-        for (i = 0; i < m; i++)
-            if (!strcmp(json_string_value(json_array_get(labels, i)), name)) break;
-        if (i == m) {
+        if (!has_string(labels, name)) {
             json_decref(keep);
             return st3d_fail(err, ST3D_ERR_INVALID, "--classes: '%s' is not a class of the dataset", name);
         }
@@ -337,11 +337,7 @@ static int keep_classes(json_t *root, const char *list, st3d_error *err) {
     json_t *v, *tmp;
     json_object_foreach_safe(db, tmp, key, v) {
         json_t *l = json_object_get(json_object_get(v, "annotations"), "label");
-        if (!json_is_string(l)) continue;
-        size_t i, m = json_array_size(keep);
-        for (i = 0; i < m; i++)
-            if (!strcmp(json_string_value(json_array_get(keep, i)), json_string_value(l))) break;
-        if (i == m) json_object_del(db, key);
+        if (json_is_string(l) && !has_string(keep, json_string_value(l))) json_object_del(db, key);
     }
     json_object_set_new(root, "labels", keep);
     return 0;

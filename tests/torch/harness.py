@@ -776,6 +776,19 @@ def _keys(rep, label, mine, ref):
         rep.fail("%s: %d unexpected keys, e.g. %s" % (label, len(extra), extra[0]))
 
 
+def _same_shape(rep, what, k, a, ref):
+    """False (and a failure) when st3d's tensor k has another shape."""
+    if tuple(a.shape) == tuple(ref.shape):
+        return True
+    rep.fail("%s %s: shape %s, expected %s" % (what, k, a.shape, tuple(ref.shape)))
+    return False
+
+
+def _is_float32(rep, what, k, a):
+    if a.dtype != np.float32:
+        rep.fail("%s %s: dtype %s, expected float32" % (what, k, a.dtype))
+
+
 def compare_train(rep, got, r, tol_loss=TOL_LOSS, tol=TOL_TRAIN):
     """got: st3d's {"losses", "state", "grads"}; r: a TrainRef."""
     steps = len(r.losses)
@@ -789,12 +802,9 @@ def compare_train(rep, got, r, tol_loss=TOL_LOSS, tol=TOL_TRAIN):
     _keys(rep, "state", state, r.state)
     _keys(rep, "grads", grads, r.grads)
     for k, rv in r.state.items():
-        if k not in state:
+        if k not in state or not _same_shape(rep, "state", k, state[k], rv):
             continue
         a = state[k]
-        if tuple(a.shape) != tuple(rv.shape):
-            rep.fail("state %s: shape %s, expected %s" % (k, a.shape, tuple(rv.shape)))
-            continue
         if k.endswith("num_batches_tracked"):
             ok = a.dtype == np.int64 and int(a.reshape(-1)[0]) == int(rv)
             rep.check("nbt", k, 0.0 if ok else 1.0, 0.0)
@@ -802,22 +812,17 @@ def compare_train(rep, got, r, tol_loss=TOL_LOSS, tol=TOL_TRAIN):
                 rep.failures[-1] += " (got %s %s, expected int64 %d)" % (
                     a.dtype, a.reshape(-1).tolist(), int(rv))
             continue
-        if a.dtype != np.float32:
-            rep.fail("state %s: dtype %s, expected float32" % (k, a.dtype))
+        _is_float32(rep, "state", k, a)
         kind = "stat" if "running_" in k else "param"
         slack = r.slack_param.get(k)
         rep.check(kind, k, max_err(a, rv, slack=slack), tol)
         rep.check("update" if kind == "param" else "stat", k + " (change)",
                   update_err(a, rv, r.init[k], slack), tol)
     for k, rv in r.grads.items():
-        if k not in grads:
+        if k not in grads or not _same_shape(rep, "grads", k, grads[k], rv):
             continue
         a = grads[k]
-        if tuple(a.shape) != tuple(rv.shape):
-            rep.fail("grads %s: shape %s, expected %s" % (k, a.shape, tuple(rv.shape)))
-            continue
-        if a.dtype != np.float32:
-            rep.fail("grads %s: dtype %s, expected float32" % (k, a.dtype))
+        _is_float32(rep, "grads", k, a)
         rep.check("grad", k, *grad_err(a, rv, k, r, tol))
 
 

@@ -41,6 +41,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import ref_resnet as R  # noqa: E402  (shared random-init helpers)
+
 DENSENET_BLOCKS = {121: (6, 12, 24, 16), 169: (6, 12, 32, 32),
                    201: (6, 12, 48, 32), 264: (6, 12, 64, 48)}
 RESNET_BLOCKS = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2), 34: (3, 4, 6, 3),
@@ -442,10 +444,10 @@ def randomize(model, gen, calib=None, calib_fn=None, margin=None):
     within float32 rounding of a ReLU boundary, where float32 and float64 may
     legitimately take different branches."""
     def rn(t, scale=1.0):
-        return torch.randn(t.shape, generator=gen, dtype=torch.float64).to(t.dtype) * scale
+        return R.normal(t, gen, scale)
 
     def ru(t, lo, hi):
-        return (torch.rand(t.shape, generator=gen, dtype=torch.float64) * (hi - lo) + lo).to(t.dtype)
+        return R.uniform(t, gen, lo, hi)
 
     bns, linears = [], []
     for m in model.modules():
@@ -489,10 +491,5 @@ def randomize(model, gen, calib=None, calib_fn=None, margin=None):
         hook.remove()
         rms = float(seen[0].double().pow(2).mean().sqrt())
         linears[-1].weight.div_(rms + 1e-12)
-        for m, mom in zip(bns, saved):
-            m.momentum = mom
-            std = m.running_var.sqrt()
-            m.running_mean.add_(rn(m.running_mean, 0.1) * std)
-            m.running_var.mul_(ru(m.running_var, 0.7, 1.4))
-    for m in bns:
-        m.num_batches_tracked.fill_(int(torch.randint(1, 10, (1,), generator=gen)))
+        R.jitter_running_stats(bns, saved, gen)
+    R.count_batches(bns, gen)

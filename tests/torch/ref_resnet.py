@@ -303,6 +303,32 @@ def _stream_bns(model):
     return stream | positive, positive
 
 
+def normal(t, gen, scale=1.0):
+    """N(0, scale^2) values shaped as t (drawn in float64)."""
+    return torch.randn(t.shape, generator=gen, dtype=torch.float64).to(t.dtype) * scale
+
+
+def uniform(t, gen, lo, hi):
+    """U[lo, hi) values shaped as t (drawn in float64)."""
+    return (torch.rand(t.shape, generator=gen, dtype=torch.float64) * (hi - lo) + lo).to(t.dtype)
+
+
+def jitter_running_stats(bns, saved_momenta, gen):
+    """After a calibration pass: restores each BN's momentum and perturbs its
+    running statistics (mean + 0.1*std*N(0,1), var * U[0.7, 1.4])."""
+    for m, mom in zip(bns, saved_momenta):
+        m.momentum = mom
+        std = m.running_var.sqrt()
+        m.running_mean.add_(normal(m.running_mean, gen, 0.1) * std)
+        m.running_var.mul_(uniform(m.running_var, gen, 0.7, 1.4))
+
+
+def count_batches(bns, gen):
+    """num_batches_tracked: a random count in [1, 9] per BN."""
+    for m in bns:
+        m.num_batches_tracked.fill_(int(torch.randint(1, 10, (1,), generator=gen)))
+
+
 @torch.no_grad()
 def randomize(model, gen, calib_input=None, bn_beta="centered"):
     """Random weights that keep activations O(1).
@@ -331,10 +357,10 @@ def randomize(model, gen, calib_input=None, bn_beta="centered"):
     var * U[0.7, 1.4]); otherwise random (mean 0.1*N(0,1), var U[0.5, 1.5]).
     num_batches_tracked: a random count in [1, 9]."""
     def rn(t, scale=1.0):
-        return torch.randn(t.shape, generator=gen, dtype=torch.float64).to(t.dtype) * scale
+        return normal(t, gen, scale)
 
     def ru(t, lo, hi):
-        return (torch.rand(t.shape, generator=gen, dtype=torch.float64) * (hi - lo) + lo).to(t.dtype)
+        return uniform(t, gen, lo, hi)
 
     stream, positive = _stream_bns(model)
     bns = []
@@ -370,10 +396,5 @@ def randomize(model, gen, calib_input=None, bn_beta="centered"):
         model.train()
         model.features(calib_input)
         model.train(was)
-        for m, mom in zip(bns, saved):
-            m.momentum = mom
-            std = m.running_var.sqrt()
-            m.running_mean.add_(rn(m.running_mean, 0.1) * std)
-            m.running_var.mul_(ru(m.running_var, 0.7, 1.4))
-    for m in bns:
-        m.num_batches_tracked.fill_(int(torch.randint(1, 10, (1,), generator=gen)))
+        jitter_running_stats(bns, saved, gen)
+    count_batches(bns, gen)
