@@ -5,6 +5,7 @@ choices (which `st3d sample-clips` records per clip).  Also checks seeding:
 same seed -> same batches, whatever the number of worker threads."""
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from common import Checker, run, st3d_path, tmpdir
 from common import loop_padding as loop, sliding_window as ref_windows
 
 ST3D = st3d_path()
+TOOL = sys.argv[2] if len(sys.argv) > 2 else "temporal_tool"
 C = Checker()
 
 # ------------------------------------------------------------ temporal refs
@@ -38,42 +40,70 @@ def ref_even(fr, size, k):
 
 
 def st3d_segment(b, e, mode, size, tstride=1, extra=(), seed=1):
+    """One segment through `st3d sample-clips --segment` (the CLI's path)."""
     p = run([ST3D, "sample-clips", "--segment", "%d:%d" % (b, e), "--train-t-crop", mode,
              "--sample-duration", str(size), "--sample-t-stride", str(tstride),
              "--manual-seed", str(seed)] + [str(x) for x in extra])
     return [[int(x) for x in l.split()] for l in p.stdout.splitlines() if l.strip()]
 
 
+def tool_segments(queries):
+    """Many segments in one process (temporal_tool.c, st3d's own temporal
+    transforms and seeding): each query is (b, e, mode, size, tstride,
+    n_clips, window_stride, seed); returns the clips of each."""
+    text = "".join("%d %d %s %d %d %d %d %d\n" % q for q in queries)
+    p = run([TOOL], input=text)
+    out, cur = [], []
+    for line in p.stdout.splitlines():
+        if line == "end":
+            out.append(cur)
+            cur = []
+        elif line.strip():
+            cur.append([int(x) for x in line.split()])
+    assert len(out) == len(queries), (len(out), len(queries))
+    return out
+
+
 def temporal_tests():
-    bad = []
+    # every query and its reference; the random crop's references are the
+    # set of allowed clips
+    queries, refs = [], []
     for (b, e) in [(1, 2), (1, 4), (1, 17), (1, 18), (1, 40), (5, 100), (1, 301)]:
         for size in (4, 16):
             for ts in (1, 2):
                 fr = list(range(b, e))[::ts]
-                if st3d_segment(b, e, "center", size, ts) != ref_center(fr, size):
-                    bad.append(("center", b, e, size, ts))
-                if st3d_segment(b, e, "begin", size, ts) != ref_begin(fr, size):
-                    bad.append(("begin", b, e, size, ts))
+                queries += [(b, e, "center", size, ts, 1, 0, 1), (b, e, "begin", size, ts, 1, 0, 1)]
+                refs += [("exact", ref_center(fr, size)), ("exact", ref_begin(fr, size))]
                 for k in (1, 3, 5):
-                    got = st3d_segment(b, e, "even", size, ts, ["--n-val-samples", k])
-                    if got != ref_even(fr, size, k):
-                        bad.append(("even", b, e, size, ts, k))
+                    queries.append((b, e, "even", size, ts, k, 0, 1))
+                    refs.append(("exact", ref_even(fr, size, k)))
                 for st in (0, 5):
-                    got = st3d_segment(b, e, "sliding", size, ts, ["--inference-stride", st])
-                    if got != ref_windows(fr, size, st or size, 10 ** 9):
-                        bad.append(("sliding", b, e, size, ts, st))
+                    queries.append((b, e, "sliding", size, ts, 1, st, 1))
+                    refs.append(("exact", ref_windows(fr, size, st or size, 10 ** 9)))
                 # random: must be one of the allowed starts, and seeds must vary it
                 rand_end = max(0, len(fr) - size - 1)
                 allowed = [loop(fr[s:min(s + size, len(fr))], size) for s in range(rand_end + 1)]
-                seen = set()
                 for seed in range(1, 12):
-                    got = st3d_segment(b, e, "random", size, ts, seed=seed)
-                    if len(got) != 1 or got[0] not in allowed:
-                        bad.append(("random", b, e, size, ts, seed))
-                    seen.add(tuple(got[0]))
-                if rand_end >= 3 and len(seen) < 2:
-                    bad.append(("random never varies", b, e, size, ts))
-    C.check(not bad, "temporal crops equal the reference rules (%s)" % (bad[:3],))
+                    queries.append((b, e, "random", size, ts, 1, 0, seed))
+                    refs.append(("random", allowed, rand_end))
+    got = tool_segments(queries)
+    bad, seen = [], {}
+    for q, ref, g in zip(queries, refs, got):
+        if ref[0] == "exact" and g != ref[1]:
+            bad.append(q)
+        if ref[0] == "random":
+            if len(g) != 1 or g[0] not in ref[1]:
+                bad.append(q)
+            elif ref[2] >= 3:
+                seen.setdefault(q[:5], set()).add(tuple(g[0]))
+    bad += [("random never varies",) + k for k, s in seen.items() if len(s) < 2]
+    C.check(not bad, "temporal crops equal the reference rules, %d queries (%s)"
+            % (len(queries), bad[:3]))
+    # the CLI's --segment gives the same clips (a sample of the queries)
+    cli_bad = [q for q, g in list(zip(queries, got))[::37]
+               if st3d_segment(q[0], q[1], q[2], q[3], q[4],
+                               ["--n-val-samples", q[5], "--inference-stride", q[6]], q[7]) != g]
+    C.check(not cli_bad, "st3d sample-clips --segment gives the same clips (%s)" % (cli_bad[:3],))
 
 
 # ------------------------------------------------------------- spatial refs
