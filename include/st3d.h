@@ -255,7 +255,9 @@ double st3d_model_flops(const st3d_model *model, const int64_t in_dhw[3]);
 int st3d_model_load(st3d_model *model, const st3d_tensor_map *map, const char *source,
                     st3d_error *err);
 /* The state_dict (parameters, running statistics, num_batches_tracked), in
- * PyTorch's key order. */
+ * PyTorch's key order.  As PyTorch's state_dict(), the tensors share the
+ * model's memory (nothing is copied): they show its current values, and the
+ * map must be freed before the model.  The same holds for grad_dict. */
 int st3d_model_state_dict(const st3d_model *model, st3d_tensor_map **out, st3d_error *err);
 /* The gradients of the last backward pass, keyed by parameter name. */
 int st3d_model_grad_dict(const st3d_model *model, st3d_tensor_map **out, st3d_error *err);

@@ -33,6 +33,19 @@ void *st3d_calloc(size_t count, size_t size, st3d_error *err);
 void *st3d_aligned_alloc(size_t n, st3d_error *err);
 void st3d_aligned_free(void *p);
 
+/* Tensor maps over a file mapping (tensor_map.c).  add_borrowed appends an
+ * entry whose data is not copied: it must live as long as the map, which it
+ * does when it lies in a mapping the map adopted (unmapped by
+ * st3d_tensor_map_free).  release drops a borrowed tensor's resident pages
+ * (it is read again from the file if touched); a no-op for copied entries.
+ * strip_prefix renames every key starting with prefix, in place. */
+int st3d_tensor_map_add_borrowed(st3d_tensor_map *map, const char *name, st3d_dtype dtype,
+                                 int ndim, const int64_t *shape, const void *data,
+                                 st3d_error *err);
+void st3d_tensor_map_adopt_mapping(st3d_tensor_map *map, void *base, size_t len);
+void st3d_tensor_map_release(const st3d_tensor_map *map, const st3d_tensor_info *t);
+int st3d_tensor_map_strip_prefix(st3d_tensor_map *map, const char *prefix, st3d_error *err);
+
 /* a * b, or -1 when the product would overflow int64 or either is negative. */
 int64_t st3d_mul_checked(int64_t a, int64_t b);
 

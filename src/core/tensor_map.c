@@ -5,14 +5,24 @@
  * networks: readers fill a map, a network loads its parameters from one and
  * exports its state_dict into one.  Lookups are linear; maps hold hundreds of
  * entries at most, and a load does one pass.
+ *
+ * A map read from a safetensors file does not copy the tensors: it owns a
+ * read-only mapping of the file, and its entries point into it ("borrowed").
+ * st3d_tensor_map_release hands a borrowed tensor's pages back to the kernel
+ * once it has been converted (they are read again from the page cache if
+ * touched later), so loading a network never holds two copies of it.
  */
+#define _DEFAULT_SOURCE
 #include "core.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 typedef struct entry {
-    st3d_tensor_info info; /* public view; info.name and info.data owned here */
+    st3d_tensor_info info; /* public view; info.name owned here, info.data too unless borrowed */
+    int borrowed;          /* 1: info.data points into the map's file mapping */
 } entry;
 
 typedef struct meta {
@@ -25,6 +35,8 @@ struct st3d_tensor_map {
     size_t n, cap;    /* used and allocated entries */
     meta *metas;      /* metadata pairs */
     size_t n_meta, cap_meta;
+    void *mapping;    /* a file mapping that borrowed entries point into, or NULL */
+    size_t mapping_len;
 };
 
 static char *dup_str(const char *s, st3d_error *err) {
@@ -67,8 +79,9 @@ void st3d_tensor_map_free(st3d_tensor_map *map) {
     if (!map) return;
     for (size_t i = 0; i < map->n; i++) {
         free((char *)map->items[i].info.name);
-        free((void *)map->items[i].info.data);
+        if (!map->items[i].borrowed) free((void *)map->items[i].info.data);
     }
+    if (map->mapping) munmap(map->mapping, map->mapping_len);
     for (size_t i = 0; i < map->n_meta; i++) {
         free(map->metas[i].key);
         free(map->metas[i].value);
@@ -78,9 +91,9 @@ void st3d_tensor_map_free(st3d_tensor_map *map) {
     free(map);
 }
 
-int st3d_tensor_map_add(st3d_tensor_map *map, const char *name, st3d_dtype dtype,
-                        int ndim, const int64_t *shape, const void *data,
-                        st3d_error *err) {
+/* Checks and appends one entry; copies data unless borrow is set. */
+static int add_entry(st3d_tensor_map *map, const char *name, st3d_dtype dtype, int ndim,
+                     const int64_t *shape, const void *data, int borrow, st3d_error *err) {
     if (ndim < 0 || ndim > ST3D_MAX_DIMS)
         return st3d_fail(err, ST3D_ERR_INVALID, "tensor '%s': rank %d out of range", name, ndim);
     if (st3d_tensor_map_find(map, name))
@@ -102,20 +115,64 @@ int st3d_tensor_map_add(st3d_tensor_map *map, const char *name, st3d_dtype dtype
         map->cap = cap;
     }
     char *nm = dup_str(name, err);
-    void *copy = nm ? st3d_malloc((size_t)nbytes, err) : NULL;
-    if (!copy) {
+    void *copy = borrow ? (void *)data : nm ? st3d_malloc((size_t)nbytes, err) : NULL;
+    if (!nm || !copy) {
         free(nm);
         return -1;
     }
-    if (nbytes) memcpy(copy, data, (size_t)nbytes);
-    st3d_tensor_info *t = &map->items[map->n++].info;
-    memset(t, 0, sizeof *t);
+    if (!borrow && nbytes) memcpy(copy, data, (size_t)nbytes);
+    entry *e = &map->items[map->n++];
+    st3d_tensor_info *t = &e->info;
+    memset(e, 0, sizeof *e);
+    e->borrowed = borrow;
     t->name = nm;
     t->dtype = dtype;
     t->ndim = ndim;
     for (int d = 0; d < ndim; d++) t->shape[d] = shape[d];
     t->data = copy;
     t->nbytes = (size_t)nbytes;
+    return 0;
+}
+
+int st3d_tensor_map_add(st3d_tensor_map *map, const char *name, st3d_dtype dtype,
+                        int ndim, const int64_t *shape, const void *data,
+                        st3d_error *err) {
+    return add_entry(map, name, dtype, ndim, shape, data, 0, err);
+}
+
+int st3d_tensor_map_add_borrowed(st3d_tensor_map *map, const char *name, st3d_dtype dtype,
+                                 int ndim, const int64_t *shape, const void *data,
+                                 st3d_error *err) {
+    return add_entry(map, name, dtype, ndim, shape, data, 1, err);
+}
+
+void st3d_tensor_map_adopt_mapping(st3d_tensor_map *map, void *base, size_t len) {
+    map->mapping = base;
+    map->mapping_len = len;
+}
+
+void st3d_tensor_map_release(const st3d_tensor_map *map, const st3d_tensor_info *t) {
+    if (!map->mapping || t->nbytes == 0) return;
+    const entry *e = (const entry *)(const void *)t; /* info is the entry's first member */
+    if (!e->borrowed) return;
+    /* only the pages wholly inside this tensor: neighbours may still be needed */
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t b = ((uintptr_t)t->data + page - 1) / page * page;
+    uintptr_t e_ = ((uintptr_t)t->data + t->nbytes) / page * page;
+    if (e_ > b) madvise((void *)b, e_ - b, MADV_DONTNEED);
+}
+
+int st3d_tensor_map_strip_prefix(st3d_tensor_map *map, const char *prefix, st3d_error *err) {
+    size_t k = strlen(prefix);
+    for (size_t i = 0; i < map->n; i++) {
+        const char *name = map->items[i].info.name;
+        if (strncmp(name, prefix, k) != 0) continue;
+        if (st3d_tensor_map_find(map, name + k))
+            return st3d_fail(err, ST3D_ERR_FORMAT,
+                             "key '%s' appears both with and without the '%s' prefix", name + k,
+                             prefix);
+        memmove((char *)name, name + k, strlen(name + k) + 1);
+    }
     return 0;
 }
 
@@ -206,6 +263,10 @@ static float half_to_float(uint16_t h) {
 int st3d_tensor_to_f32(const st3d_tensor_info *t, float *out, st3d_error *err) {
     size_t n = t->nbytes / (st3d_dtype_size(t->dtype) ? st3d_dtype_size(t->dtype) : 1);
     const unsigned char *p = t->data;
+    if (t->dtype == ST3D_F32) {
+        if (n) memcpy(out, p, 4 * n);
+        return 0;
+    }
     for (size_t i = 0; i < n; i++) {
         switch (t->dtype) {
         case ST3D_F32: memcpy(&out[i], p + 4 * i, 4); break;

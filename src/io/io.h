@@ -21,10 +21,18 @@ typedef struct st3d_src {
     FILE *f;                  /* open file, or NULL for a memory source */
     const unsigned char *mem; /* the bytes of a memory source, else NULL */
     uint64_t size;            /* total number of bytes available */
+    void *mapping;            /* st3d_src_map's file mapping (mem points at it), else NULL;
+                                 a reader may take it over (then it sets this to NULL) */
 } st3d_src;
 
 /* Opens a regular file for reading; fails naming the path. */
 int st3d_src_open(st3d_src *s, const char *path, st3d_error *err);
+/* Opens a regular file and maps it read-only (mem points at its bytes), so
+ * that readers can point into it instead of copying; falls back to plain
+ * reads where the file cannot be mapped.  A file replaced while mapped is
+ * harmless (st3d writes weights by rename); one truncated in place by
+ * another program would fault. */
+int st3d_src_map(st3d_src *s, const char *path, st3d_error *err);
 /* Wraps a caller-owned buffer, which must outlive the source. */
 void st3d_src_mem(st3d_src *s, const void *buf, size_t n, const char *name);
 /* Closes the file, if any.  Safe on a zeroed or already closed source. */

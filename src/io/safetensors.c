@@ -251,7 +251,11 @@ int st3d_safetensors_read_src(st3d_src *s, st3d_tensor_map **out, st3d_error *er
             if (st3d_src_read(s, data_off + e->begin, buf, nb, err) != 0) goto done;
             data = buf;
         }
-        if (st3d_tensor_map_add(map, e->name, e->dtype, e->ndim, e->shape, data, err) != 0) {
+        /* from a file mapping: point into it (the map takes the mapping over below) */
+        int added = s->mapping ? st3d_tensor_map_add_borrowed(map, e->name, e->dtype, e->ndim, e->shape,
+                                                              data, err)
+                               : st3d_tensor_map_add(map, e->name, e->dtype, e->ndim, e->shape, data, err);
+        if (added != 0) {
             /* prefix the file name to the map's message */
             char m[sizeof err->msg];
             if (err) {
@@ -262,6 +266,10 @@ int st3d_safetensors_read_src(st3d_src *s, st3d_tensor_map **out, st3d_error *er
         }
         free(buf);
         buf = NULL;
+    }
+    if (s->mapping) {
+        st3d_tensor_map_adopt_mapping(map, s->mapping, (size_t)s->size);
+        s->mapping = NULL;
     }
     *out = map;
     map = NULL;
@@ -277,7 +285,7 @@ done:
 int st3d_safetensors_read(const char *path, st3d_tensor_map **out, st3d_error *err) {
     st3d_src s;
     *out = NULL;
-    if (st3d_src_open(&s, path, err) != 0) return -1;
+    if (st3d_src_map(&s, path, err) != 0) return -1;
     int rc = st3d_safetensors_read_src(&s, out, err);
     st3d_src_close(&s);
     return rc;

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -33,6 +34,18 @@ int st3d_src_open(st3d_src *s, const char *path, st3d_error *err) {
     return 0;
 }
 
+int st3d_src_map(st3d_src *s, const char *path, st3d_error *err) {
+    if (st3d_src_open(s, path, err) != 0) return -1;
+    if (s->size == 0 || s->size > (uint64_t)SIZE_MAX) return 0;
+    void *p = mmap(NULL, (size_t)s->size, PROT_READ, MAP_PRIVATE, fileno(s->f), 0);
+    if (p == MAP_FAILED) return 0; /* plain reads then */
+    fclose(s->f);
+    s->f = NULL;
+    s->mapping = p;
+    s->mem = p;
+    return 0;
+}
+
 void st3d_src_mem(st3d_src *s, const void *buf, size_t n, const char *name) {
     memset(s, 0, sizeof *s);
     s->name = name;
@@ -42,7 +55,10 @@ void st3d_src_mem(st3d_src *s, const void *buf, size_t n, const char *name) {
 
 void st3d_src_close(st3d_src *s) {
     if (s->f) fclose(s->f);
+    if (s->mapping) munmap(s->mapping, (size_t)s->size);
     s->f = NULL;
+    s->mapping = NULL;
+    s->mem = NULL;
 }
 
 int st3d_src_read(st3d_src *s, uint64_t off, void *dst, size_t n, st3d_error *err) {

@@ -221,6 +221,7 @@ static int load_entries(st3d_model *m, const st3d_tensor_map *map, const char *s
         }
         float *dst = (e->kind == ENTRY_PARAM ? m->params : m->stats) + e->offset;
         if (st3d_tensor_to_f32(t, dst, err) != 0) return -1;
+        st3d_tensor_map_release(map, t); /* a mapped file's pages: one copy at a time */
     }
     m->version++;
     return 0;
@@ -243,6 +244,7 @@ int st3d_model_load_pretrained(st3d_model *m, const st3d_tensor_map *map, const 
     return load_entries(m, map, source, replace ? m->logits_node : -1, err);
 }
 
+/* The map's entries point into the model's buffers (borrowed, no copy). */
 static int export_entries(const st3d_model *m, int grads, st3d_tensor_map **out, st3d_error *err) {
     st3d_tensor_map *map = st3d_tensor_map_new();
     if (!map) return st3d_fail(err, ST3D_ERR_NOMEM, "out of memory");
@@ -251,9 +253,10 @@ static int export_entries(const st3d_model *m, int grads, st3d_tensor_map **out,
         int rc;
         if (grads && e->kind != ENTRY_PARAM) continue;
         if (e->kind == ENTRY_COUNT)
-            rc = st3d_tensor_map_add(map, e->name, ST3D_I64, 0, e->shape, &m->nbt[e->offset], err);
+            rc = st3d_tensor_map_add_borrowed(map, e->name, ST3D_I64, 0, e->shape, &m->nbt[e->offset],
+                                              err);
         else
-            rc = st3d_tensor_map_add(map, e->name, ST3D_F32, e->ndim, e->shape,
+            rc = st3d_tensor_map_add_borrowed(map, e->name, ST3D_F32, e->ndim, e->shape,
                                      (e->kind == ENTRY_STAT ? m->stats
                                       : grads             ? m->grads
                                                           : m->params) + e->offset,

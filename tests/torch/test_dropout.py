@@ -9,7 +9,8 @@ unit j was.  Checks (C3D at batch 1, 16x112x112, weights and clip built as
 test_networks.py's c3d case):
 
   1. reproducible: the same train-steps command twice gives identical bytes
-     of loss, parameters and gradients;
+     of loss, parameters and gradients, and a 2-step run's first step is
+     that step again;
   2. statistics: among units whose ReLU is on, the kept fraction of each
      mask is 0.5 within 5 sigma (binomial), the fc6 and fc7 masks are
      independent (overlap 0.25 within 5 sigma), and the second step draws
@@ -89,14 +90,15 @@ def main():
     with H.TempDir(keep=args.keep, prefix="st3ddrop-") as tmp:
         wpath = os.path.join(tmp, "w.safetensors")
         H.save_weights(model, wpath)
-        # 1. reproducibility (two steps, so the second draw is covered too)
-        la, ga, raw_a = st3d_train(st3d, tmp, "a", wpath, x, labels, 0.5, 2, args.threads)
-        lb, _, raw_b = st3d_train(st3d, tmp, "b", wpath, x, labels, 0.5, 2, args.threads)
-        C.check(la == lb and raw_a == raw_b,
-                "same command twice: identical losses %s, parameters and gradients" % la)
-        # the first step alone, and with one thread
-        l1, g1, _ = st3d_train(st3d, tmp, "s1", wpath, x, labels, 0.5, 1, args.threads)
+        # 1. reproducibility: the first step twice, then two steps, whose
+        # first must be that step again (the second draw is covered below)
+        l1, g1, raw_1 = st3d_train(st3d, tmp, "s1", wpath, x, labels, 0.5, 1, args.threads)
+        l1b, _, raw_1b = st3d_train(st3d, tmp, "s1b", wpath, x, labels, 0.5, 1, args.threads)
+        C.check(l1 == l1b and raw_1 == raw_1b,
+                "same command twice: identical losses %s, parameters and gradients" % l1)
+        la, ga, _ = st3d_train(st3d, tmp, "a", wpath, x, labels, 0.5, 2, args.threads)
         C.check(l1 == la[:1], "1-step run's loss %s = 2-step run's first loss %s" % (l1, la[:1]))
+        # with one thread
         _, g1t, _ = st3d_train(st3d, tmp, "t1", wpath, x, labels, 0.5, 1, 1)
         l0, g0, _ = st3d_train(st3d, tmp, "z", wpath, x, labels, 0.0, 1, args.threads)
 
