@@ -32,6 +32,11 @@ void *st3d_calloc(size_t count, size_t size, st3d_error *err);
 /* 64-byte aligned (for kernels); free with st3d_aligned_free. */
 void *st3d_aligned_alloc(size_t n, st3d_error *err);
 void st3d_aligned_free(void *p);
+/* Hands the whole pages inside [p, p + n) back to the kernel: resident
+ * memory drops, and the contents are lost (anonymous memory reads back as
+ * zeros, a file mapping reads the file again).  For buffers that are
+ * written in full before they are next read. */
+void st3d_drop_pages(const void *p, size_t n);
 
 /* Tensor maps over a file mapping (tensor_map.c).  add_borrowed appends an
  * entry whose data is not copied: it must live as long as the map, which it

@@ -2,10 +2,12 @@
  * error.c - error records, checked allocation, atomic file writing and the
  * clock: the small plumbing every other file leans on.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* madvise */
 #include "core.h"
 
 #include <errno.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -80,6 +82,13 @@ void *st3d_aligned_alloc(size_t n, st3d_error *err) {
 }
 
 void st3d_aligned_free(void *p) { free(p); }
+
+void st3d_drop_pages(const void *p, size_t n) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t b = ((uintptr_t)p + page - 1) / page * page;
+    uintptr_t e = ((uintptr_t)p + n) / page * page;
+    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
+}
 
 int64_t st3d_mul_checked(int64_t a, int64_t b) {
     if (a < 0 || b < 0) return -1;

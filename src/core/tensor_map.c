@@ -12,13 +12,11 @@
  * once it has been converted (they are read again from the page cache if
  * touched later), so loading a network never holds two copies of it.
  */
-#define _DEFAULT_SOURCE
 #include "core.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 typedef struct entry {
     st3d_tensor_info info; /* public view; info.name owned here, info.data too unless borrowed */
@@ -154,12 +152,8 @@ void st3d_tensor_map_adopt_mapping(st3d_tensor_map *map, void *base, size_t len)
 void st3d_tensor_map_release(const st3d_tensor_map *map, const st3d_tensor_info *t) {
     if (!map->mapping || t->nbytes == 0) return;
     const entry *e = (const entry *)(const void *)t; /* info is the entry's first member */
-    if (!e->borrowed) return;
     /* only the pages wholly inside this tensor: neighbours may still be needed */
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t b = ((uintptr_t)t->data + page - 1) / page * page;
-    uintptr_t e_ = ((uintptr_t)t->data + t->nbytes) / page * page;
-    if (e_ > b) madvise((void *)b, e_ - b, MADV_DONTNEED);
+    if (e->borrowed) st3d_drop_pages(t->data, t->nbytes);
 }
 
 int st3d_tensor_map_strip_prefix(st3d_tensor_map *map, const char *prefix, st3d_error *err) {

@@ -132,6 +132,19 @@ static void fold_fn(const step *s) {
     }
 }
 
+/* A folded copy is only read by the reorder into the kernel's layout that
+ * follows it; after that its pages go back to the kernel (the next prepare
+ * folds again before reading), so prepare holds one conv's copy at a time. */
+typedef struct drop_ctx {
+    const float *p; /* the folded weights */
+    size_t bytes;
+} drop_ctx;
+
+static void drop_fn(const step *s) {
+    const drop_ctx *c = s->ctx;
+    st3d_drop_pages(c->p, c->bytes);
+}
+
 bn_params plan_bn_params(st3d_model *m, const node *n) {
     bn_params p = {
         .weight = m->params + n->w, .bias = m->params + n->b,
@@ -228,7 +241,7 @@ static int build_group(st3d_model *m, builder *b, plan *p, const group *g, tenso
                             .beta = m->params + bn->b, .mean = m->stats + bn->rm,
                             .var = m->stats + bn->rv, .eps = 1e-5f, .oc = h->conv.oc,
                             .per_oc = per_oc};
-            c->wf = bld_alloc(b, sizeof(float) * (size_t)(h->conv.oc * per_oc));
+            c->wf = bld_alloc_scratch(b, sizeof(float) * (size_t)(h->conv.oc * per_oc));
             c->bf = bld_alloc(b, sizeof(float) * (size_t)h->conv.oc);
             if (!c->wf || !c->bf) return -1;
             step s = {.fn = fold_fn, .ctx = c, .what = "batch norm folding"};
@@ -242,6 +255,15 @@ static int build_group(st3d_model *m, builder *b, plan *p, const group *g, tenso
         if (conv_build_forward(b, &p->prepare, &p->fwd, &h->conv, in, w, bias, &fuse,
                                g->add >= 0 ? &val[g->residual] : NULL, 0, op) != 0)
             return -1;
+        if (g->bn >= 0 && op->wt.data != w) {
+            /* the kernel reads a reordered copy: the folded one is dead */
+            drop_ctx *d = bld_blob(b, sizeof *d);
+            if (!d) return -1;
+            *d = (drop_ctx){.p = w, .bytes = sizeof(float) * (size_t)(h->conv.oc * (h->conv.ic / h->conv.groups) *
+                                                                       h->conv.k[0] * h->conv.k[1] * h->conv.k[2])};
+            step s = {.fn = drop_fn, .ctx = d, .what = "folded weights released"};
+            if (prog_push(&p->prepare, &s, b->err) != 0) return -1;
+        }
         val[g->tail] = op->dst;
         return 0;
     }

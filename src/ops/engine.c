@@ -43,6 +43,15 @@ void *bld_alloc(builder *b, size_t bytes) {
     return p;
 }
 
+void *bld_alloc_scratch(builder *b, size_t bytes) {
+    void *p = st3d_aligned_alloc(bytes, b->err);
+    if (p && track_buffer(b->res, p, b->err) != 0) {
+        st3d_aligned_free(p);
+        return NULL;
+    }
+    return p;
+}
+
 static int track_blob(resources *r, void *p, st3d_error *err) {
     ST3D_GROW(r->blobs, r->n_blobs, r->cap_blobs, err);
     r->blobs[r->n_blobs++] = p;

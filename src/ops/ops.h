@@ -98,6 +98,9 @@ float *tensor_ptr(const tensor *t);
 
 /* Allocation helpers (recorded in b->res; NULL + err on failure). */
 void *bld_alloc(builder *b, size_t bytes);
+/* Not zeroed and not touched: for a buffer written in full before any read
+ * (its pages become resident only when written). */
+void *bld_alloc_scratch(builder *b, size_t bytes);
 void *bld_blob(builder *b, size_t bytes); /* zeroed, for step contexts */
 dnnl_memory_t bld_mem(builder *b, const dnnl_memory_desc_t *md, void *data);
 /* A new tensor with its own zeroed buffer in layout md. */

@@ -1,0 +1,68 @@
+#!/bin/bash
+# The training, validation and test pipelines against the network alone:
+# `st3d train` (data loading included), its validation epochs and `st3d test`
+# in clips/s, next to `st3d bench --mode train|infer` for the same network
+# and batch, in one run, with the ratios.  The data is the built-in motion
+# dataset (MPEG-4, 128x128), made small so that the run takes minutes.
+#
+#   bench/pipeline_bench.sh [small|r18]
+#     small  the README's main job: ResNet-10 widen 0.25, conv1 3x7x7,
+#            8x56x56 clips, batch 16 (48 training videos per class)
+#     r18    the paper's size: ResNet-18, 16x112x112 clips, batch 8
+#            (6 training and 3 test videos per class)
+#   ST3D=build/st3d  WORK=/tmp/st3d-pipeline  THREADS=2
+#
+# The second epoch is the one reported (the first builds the plans).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ST3D=${ST3D:-build/st3d}
+WORK=${WORK:-/tmp/st3d-pipeline}
+THREADS=${THREADS:-2}
+SETUP=${1:-r18}
+case "$SETUP" in
+small)
+    NET=(--model resnet --model-depth 10 --resnet-widen-factor 0.25 --conv1-t-size 3)
+    SIZE=56 DUR=8 BATCH=16 TRAIN_PER=12 TEST_PER=4 ;;
+r18)
+    NET=(--model resnet --model-depth 18)
+    SIZE=112 DUR=16 BATCH=8 TRAIN_PER=6 TEST_PER=3 ;;
+*) echo "usage: $0 [small|r18]" >&2; exit 2 ;;
+esac
+DATA="$WORK/motion-$SETUP"
+mkdir -p "$WORK"
+if [ ! -f "$DATA.json" ]; then
+    "$ST3D" make-dataset motion "$DATA" --train-per-class "$TRAIN_PER" --test-per-class "$TEST_PER" >/dev/null
+    "$ST3D" make-annotations --dataset ucf101 --src "$DATA/splits" --video-path "$DATA/videos" \
+        --dst "$DATA.json" >/dev/null
+fi
+common=(--video-path "$DATA/videos" --annotation-path "$DATA.json" --n-classes 8 "${NET[@]}"
+        --sample-size "$SIZE" --sample-duration "$DUR" --threads "$THREADS")
+RES="$WORK/run-$SETUP"
+rm -rf "$RES"
+"$ST3D" train "${common[@]}" --result-path "$RES" --batch-size "$BATCH" --n-epochs 2 \
+    --train-crop center --no-hflip --n-val-samples 1 --checkpoint 2 2>"$WORK/train-$SETUP.txt"
+"$ST3D" test "${common[@]}" --result-path "$RES" --batch-size "$BATCH" \
+    --resume-path "$RES/save_2.safetensors" --inference-subset val --inference-stride "$DUR" \
+    2>"$WORK/test-$SETUP.txt"
+bench() {
+    "$ST3D" bench "${NET[@]}" --n-classes 8 --batch "$BATCH" --sample-duration "$DUR" \
+        --sample-size "$SIZE" --threads "$THREADS" --mode "$1" --runs 5 --warmup 2 |
+        sed -n 's/^RESULT clips_per_s=\([0-9.]*\).*/\1/p'
+}
+B_TRAIN=$(bench train)
+B_INFER=$(bench infer)
+# the last progress line of epoch 2 of each kind; test's last line
+rate() { grep -a "$1" "$2" | tail -1 | sed -n 's/.* \([0-9.]*\) clips\/s.*/\1/p'; }
+T_TRAIN=$(rate "^train   2" "$WORK/train-$SETUP.txt")
+T_VAL=$(rate "^val     2" "$WORK/train-$SETUP.txt")
+T_TEST=$(tr '\r' '\n' <"$WORK/test-$SETUP.txt" | rate "clips/s" /dev/stdin)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { print (b > 0 ? a / b : 0) }'; }
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; $THREADS threads"
+echo "setup $SETUP: ${NET[*]}, ${DUR}x${SIZE}x${SIZE}, batch $BATCH"
+printf "| %-36s | %8s | %-26s | %5s |\n" pipeline clips/s "network alone (st3d bench)" ratio
+printf "| %-36s | %8s | %-26s | %5.2f |\n" "st3d train, epoch 2 (loading included)" "$T_TRAIN" "$B_TRAIN (train)" \
+    "$(ratio "$T_TRAIN" "$B_TRAIN")"
+printf "| %-36s | %8s | %-26s | %5.2f |\n" "st3d train validation, epoch 2" "$T_VAL" "$B_INFER (infer)" \
+    "$(ratio "$T_VAL" "$B_INFER")"
+printf "| %-36s | %8s | %-26s | %5.2f |\n" "st3d test (sliding windows)" "$T_TEST" "$B_INFER (infer)" \
+    "$(ratio "$T_TEST" "$B_INFER")"
