@@ -59,10 +59,10 @@ T_TEST=$(tr '\r' '\n' <"$WORK/test-$SETUP.txt" | rate "clips/s" /dev/stdin)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { print (b > 0 ? a / b : 0) }'; }
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; $THREADS threads"
 echo "setup $SETUP: ${NET[*]}, ${DUR}x${SIZE}x${SIZE}, batch $BATCH"
-printf "| %-36s | %8s | %-26s | %5s |\n" pipeline clips/s "network alone (st3d bench)" ratio
-printf "| %-36s | %8s | %-26s | %5.2f |\n" "st3d train, epoch 2 (loading included)" "$T_TRAIN" "$B_TRAIN (train)" \
+printf "| %-40s | %8s | %-26s | %5s |\n" pipeline clips/s "network alone (st3d bench)" ratio
+printf "| %-40s | %8s | %-26s | %5.2f |\n" "st3d train, epoch 2 (loading included)" "$T_TRAIN" "$B_TRAIN (train)" \
     "$(ratio "$T_TRAIN" "$B_TRAIN")"
-printf "| %-36s | %8s | %-26s | %5.2f |\n" "st3d train validation, epoch 2" "$T_VAL" "$B_INFER (infer)" \
+printf "| %-40s | %8s | %-26s | %5.2f |\n" "st3d train validation, epoch 2" "$T_VAL" "$B_INFER (infer)" \
     "$(ratio "$T_VAL" "$B_INFER")"
-printf "| %-36s | %8s | %-26s | %5.2f |\n" "st3d test (sliding windows)" "$T_TEST" "$B_INFER (infer)" \
+printf "| %-40s | %8s | %-26s | %5.2f |\n" "st3d test (sliding windows)" "$T_TEST" "$B_INFER (infer)" \
     "$(ratio "$T_TEST" "$B_INFER")"

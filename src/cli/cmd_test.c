@@ -39,7 +39,7 @@ static int on_video(const st3d_video_scores *v, void *user) {
         s->last = now;
         double el = now - s->t0, rate = el > 0 ? s->clips / el : 0.0;
         double eta = s->done ? el / s->done * (double)(s->total - s->done) : 0.0;
-        fprintf(stderr, "%stest %lld/%lld videos  %.1f clips/s  ETA %d:%02d%s", s->tty ? "\r" : "",
+        fprintf(stderr, "%stest %lld/%lld videos  %.2f clips/s  ETA %d:%02d%s", s->tty ? "\r" : "",
                 (long long)s->done, (long long)s->total, rate, (int)eta / 60, (int)eta % 60,
                 s->tty && s->done < s->total ? "" : "\n");
         fflush(stderr);

@@ -58,7 +58,7 @@ static int on_step(const st3d_step_report *r, void *user) {
     if (fill > width) fill = width;
     for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
     bar[width] = 0;
-    fprintf(stderr, "%s%s %3lld [%s] %lld/%lld loss %.4f acc %.3f  %.1f clips/s  data %2.0f%%  ETA %d:%02d%s",
+    fprintf(stderr, "%s%s %3lld [%s] %lld/%lld loss %.4f acc %.3f  %.2f clips/s  data %2.0f%%  ETA %d:%02d%s",
             ps->tty ? "\r" : "", r->validation ? "val  " : "train", (long long)r->epoch, bar,
             (long long)r->batch, (long long)r->n_batches, r->mean_loss, r->mean_acc, rate,
             r->seconds > 0 ? 100.0 * r->data_seconds / r->seconds : 0.0, (int)eta / 60, (int)eta % 60,
