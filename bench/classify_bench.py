@@ -20,7 +20,8 @@ Rows, side by side in one run, ResNet-18 (shortcut B, weights from
                           of 1 minute and of --long-minutes minutes
 
 usage: /usr/bin/python3 bench/classify_bench.py [--st3d build/st3d] [--seconds 60]
-       [--batch 8] [--threads 2] [--long-minutes 120] [--no-torch]
+       [--batch 8] [--threads 2] [--long-minutes 120] [--no-torch] [--rounds 3]
+(the st3d rows: interleaved rounds, the best of each)
 """
 import argparse
 import json
@@ -102,6 +103,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--long-minutes", type=float, default=120)
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
     st3d = os.path.abspath(a.st3d)
     print("load average at start: %.2f %.2f %.2f" % os.getloadavg())
@@ -111,18 +113,28 @@ def main():
             "--output", w])
         video = os.path.join(tmp, "video.mp4")
         make_video(video, "320x240", a.seconds)
-        rows = []
-        p = sh([st3d, "bench", "--model", "resnet", "--model-depth", 18, "--batch", a.batch,
-                "--sample-duration", 16, "--sample-size", 112, "--mode", "infer", "--threads",
-                a.threads])
-        bench = float(p.stdout.split("clips_per_s=")[1].split()[0])
-        rows.append(("st3d bench infer (network alone)", bench, ""))
-        t0 = time.time()
-        sh([st3d, "features", "--weights", w, "--output", os.path.join(tmp, "f"), "--batch-size",
-            a.batch, "--threads", a.threads, video])
-        el = time.time() - t0
-        n = len(json.load(open(os.path.join(tmp, "f", "video.json")))["clips"])
-        rows.append(("st3d features (end to end)", n / el, "%.0f%% of bench" % (100 * n / el / bench)))
+        # --rounds interleaved rounds of (network alone, end to end), the
+        # best of each: this machine's noise (+-10 % between runs) is the
+        # size of the margin the issue asks about
+        bench_rates, feat_rates = [], []
+        for r in range(a.rounds):
+            p = sh([st3d, "bench", "--model", "resnet", "--model-depth", 18, "--batch", a.batch,
+                    "--sample-duration", 16, "--sample-size", 112, "--mode", "infer", "--threads",
+                    a.threads])
+            bench_rates.append(float(p.stdout.split("clips_per_s=")[1].split()[0]))
+            out = os.path.join(tmp, "f%d" % r)
+            t0 = time.time()
+            sh([st3d, "features", "--weights", w, "--output", out, "--batch-size",
+                a.batch, "--threads", a.threads, video])
+            el = time.time() - t0
+            n = len(json.load(open(os.path.join(out, "video.json")))["clips"])
+            feat_rates.append(n / el)
+        bench = max(bench_rates)
+        rows = [("st3d bench infer (network alone)", bench,
+                 "best of %s" % " ".join("%.2f" % x for x in bench_rates))]
+        rows.append(("st3d features (end to end)", max(feat_rates),
+                     "%.0f%% of bench; best of %s" % (100 * max(feat_rates) / bench,
+                                                      " ".join("%.2f" % x for x in feat_rates))))
         if not a.no_torch:
             rate, _ = torch_companion(video, w, a.batch, a.threads)
             rows.append(("PyTorch companion pipeline", rate,
