@@ -254,6 +254,16 @@ double st3d_model_flops(const st3d_model *model, const int64_t in_dhw[3]);
  * "W.safetensors: tensor 'fc.weight' has shape [10, 512], expected [400, 512]"). */
 int st3d_model_load(st3d_model *model, const st3d_tensor_map *map, const char *source,
                     st3d_error *err);
+/* For inference from a weights file: map is the one the model was loaded
+ * from (st3d_model_load), kept by the caller until the model is freed.
+ * Plans then hand back the pages of the parameters that only their
+ * preparation reads (convolution weights, which the kernels read folded or
+ * reordered), so that the weights are in memory once; they are read back
+ * from map whenever something needs them again (a plan for another shape,
+ * a training step, st3d_model_state_dict, st3d_model_param_data).  Loading
+ * other weights, or taking st3d_model_param_data (which may be written),
+ * ends it. */
+void st3d_model_keep_weights_source(st3d_model *model, const st3d_tensor_map *map);
 /* The state_dict (parameters, running statistics, num_batches_tracked), in
  * PyTorch's key order.  As PyTorch's state_dict(), the tensors share the
  * model's memory (nothing is copied): they show its current values, and the

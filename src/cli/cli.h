@@ -78,6 +78,9 @@ int cli_model_is_flag(const char *a);
 /* Builds the network (parameters from seed) and loads the weights read by
  * cli_model_begin; prints and returns 1 on error. */
 int cli_model_open(cli_model *cm, uint64_t seed, st3d_model **out);
+/* For commands that only run the network: its weights stay in memory once
+ * (st3d_model_keep_weights_source); cm's map must then outlive m. */
+void cli_model_for_inference(cli_model *cm, st3d_model *m);
 void cli_model_end(cli_model *cm);
 void cli_model_usage(FILE *out);
 

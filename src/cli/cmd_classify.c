@@ -637,7 +637,7 @@ static int run_command(int argc, char **argv, int features) {
     r.n_classes = cm.p.n_classes;
     r.feature_dim = st3d_model_feature_dim(m);
     if (load_labels(&r, o.labels_path, cm.map)) goto out;
-    cli_model_end(&cm); /* the file's tensors: the network holds its own copy */
+    cli_model_for_inference(&cm, m); /* cm's map (a file mapping) lives until the end */
     size_t ol = o.output ? strlen(o.output) : 0;
     int combined = !features && ol > 5 && !strcmp(o.output + ol - 5, ".json");
     if (o.output) {

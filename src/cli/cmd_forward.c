@@ -24,6 +24,7 @@ static int run(cli_model *cm, const char *input, const char *output, const char 
     /* the network first: a bad option is reported before any file */
     st3d_model *m = NULL;
     if (cli_model_open(cm, 0, &m) != 0) return 1;
+    cli_model_for_inference(cm, m);
     if (st3d_npy_read_f32(input, &x, &ndim, shape, &err) != 0) {
         st3d_model_free(m);
         return cli_error(&err);

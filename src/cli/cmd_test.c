@@ -58,6 +58,7 @@ int cmd_test(int argc, char **argv) {
     test_state s = {.tty = isatty(2)};
     st3d_error err = {0};
     rc = test_opts_open(&o, &ds, &m);
+    if (rc == 0) cli_model_for_inference(&o.model, m);
     if (rc != 0) goto out;
     /* get_inference_utils: TemporalSubsampling + SlidingWindow, Resize +
      * CenterCrop, or Resize alone with --inference_crop nocrop */

@@ -133,6 +133,10 @@ int cli_model_open(cli_model *cm, uint64_t seed, st3d_model **out) {
     return 0;
 }
 
+void cli_model_for_inference(cli_model *cm, st3d_model *m) {
+    if (cm->map && !cm->pretrain) st3d_model_keep_weights_source(m, cm->map);
+}
+
 void cli_model_usage(FILE *out) {
     fprintf(out,
             "network options (as the original opts.py; '-' or '_'):\n"

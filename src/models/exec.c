@@ -38,6 +38,7 @@ st3d_exec *st3d_exec_new(st3d_model *m, st3d_error *err) {
     st3d_exec *e = st3d_calloc(1, sizeof *e, err);
     if (!e) return NULL;
     e->m = m;
+    m->n_execs++;
     if (dnnl_engine_create(&e->eng, dnnl_cpu, 0) != dnnl_success ||
         dnnl_stream_create(&e->stream, e->eng, dnnl_stream_default_flags) != dnnl_success) {
         st3d_fail(err, ST3D_ERR_BACKEND, "cannot create the oneDNN CPU engine");
@@ -49,6 +50,7 @@ st3d_exec *st3d_exec_new(st3d_model *m, st3d_error *err) {
 
 void st3d_exec_free(st3d_exec *e) {
     if (!e) return;
+    e->m->n_execs--;
     for (int t = 0; t < 2; t++)
         for (int i = 0; i < EXEC_PLANS; i++) plan_free(e->plans[t][i]);
     if (e->stream) dnnl_stream_destroy(e->stream);
@@ -95,12 +97,43 @@ static plan *get_plan(st3d_exec *e, const int64_t shape[5], int training, st3d_e
     return row[victim];
 }
 
+/* ------------------------------------------ weights held once (inference) */
+
+/* Before a prepare: which conv weights its steps may hand back once read
+ * (model_drop_conv_weights), so that the network's weights are in memory
+ * once, in the kernels' layout: those that every cached plan only reads in
+ * its prepare (their kernels read folded or reordered copies).  Only for a
+ * model with a weights source (to read them back from), one exec (another's
+ * plans are not known here) and no training plan (which reads the
+ * parameters at every step). */
+static int allow_drops(st3d_exec *e, st3d_error *err) {
+    st3d_model *m = e->m;
+    int ok = m->weights_src && m->n_execs == 1;
+    for (int i = 0; i < EXEC_PLANS && ok; i++)
+        if (e->plans[1][i]) ok = 0;
+    if (!ok) {
+        free(m->drop_allowed);
+        m->drop_allowed = NULL;
+        return 0;
+    }
+    if (!m->drop_allowed && !(m->drop_allowed = st3d_calloc((size_t)m->n_nodes, 1, err))) return -1;
+    if (!m->dropped && !(m->dropped = st3d_calloc((size_t)m->n_nodes, 1, err))) return -1;
+    for (int j = 0; j < m->n_nodes; j++) {
+        int all = m->nodes[j].kind == NODE_CONV;
+        for (int i = 0; i < EXEC_PLANS && all; i++)
+            if (e->plans[0][i]) all = e->plans[0][i]->prep_only[j];
+        m->drop_allowed[j] = (uint8_t)all;
+    }
+    return 0;
+}
+
 int st3d_exec_forward(st3d_exec *e, const float *x, const int64_t shape[5], float *logits,
                       float *features, st3d_error *err) {
     st3d_model *m = e->m;
     plan *p = get_plan(e, shape, 0, err);
     if (!p) return -1;
     if (!p->prepared || p->version != m->version) {
+        if (model_restore_params(m, err) != 0 || allow_drops(e, err) != 0) return -1;
         if (prog_run(&p->prepare, e->stream, err) != 0) return -1;
         p->prepared = 1;
         p->version = m->version;
@@ -116,6 +149,7 @@ int st3d_exec_forward(st3d_exec *e, const float *x, const int64_t shape[5], floa
 int st3d_exec_train_step(st3d_exec *e, const float *x, const int64_t shape[5],
                          const int64_t *labels, float *loss, float *logits, st3d_error *err) {
     st3d_model *m = e->m;
+    if (model_restore_params(m, err) != 0) return -1;
     plan *p = get_plan(e, shape, 1, err);
     if (!p) return -1;
     /* parameters change every step: reorder them into kernel layouts */

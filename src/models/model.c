@@ -236,6 +236,9 @@ int st3d_model_feature_dim(const st3d_model *m) { return m->feature_dim; }
 
 float *st3d_model_param_data(st3d_model *m, int64_t *count) {
     if (count) *count = m->n_params;
+    /* a writable view: whatever the caller writes is no longer the file's */
+    if (model_restore_params(m, NULL) != 0) return NULL;
+    m->weights_src = NULL;
     return m->params;
 }
 

@@ -77,7 +77,23 @@ struct st3d_model {
     uint64_t version;         /* bumped whenever parameters change */
     st3d_exec *exec;          /* execution state of st3d_model_forward / _train_step,
                                  made on first use (exec.c) */
+    int n_execs;              /* execs running this model (exec.c) */
+    const st3d_tensor_map *weights_src; /* st3d_model_keep_weights_source: the file's map the
+                                 parameters came from (borrowed), or NULL */
+    uint8_t *dropped;         /* per node: 1 when its conv weights' pages were handed back
+                                 (exec.c); NULL when none are */
+    uint8_t *drop_allowed;    /* per node, set by exec.c before a prepare: 1 when every
+                                 cached plan reads that conv's weights in prepare only */
 };
+
+/* exec.c, for inference from a weights file (st3d_model_keep_weights_source):
+ * after a plan is prepared, conv weights that no cached plan reads at run
+ * time are dropped from memory; model_restore_params reads them back from
+ * the file before anything reads the parameters again.  Both are no-ops
+ * for a model without a weights source. */
+int model_restore_params(st3d_model *m, st3d_error *err);
+/* A prepare step's end of conv node j's weights: dropped if allowed. */
+void model_drop_conv_weights(st3d_model *m, int j);
 
 /* ---- graph construction (model.c), used by the family builders ---- */
 

@@ -144,6 +144,8 @@ st3d_model *st3d_model_new_blank(const st3d_model_params *params, st3d_error *er
 void st3d_model_free(st3d_model *m) {
     if (!m) return;
     st3d_exec_free(m->exec);
+    free(m->dropped);
+    free(m->drop_allowed);
     free(m->params);
     free(m->grads);
     free(m->stats);
@@ -223,7 +225,44 @@ static int load_entries(st3d_model *m, const st3d_tensor_map *map, const char *s
         if (st3d_tensor_to_f32(t, dst, err) != 0) return -1;
         st3d_tensor_map_release(map, t); /* a mapped file's pages: one copy at a time */
     }
+    /* every dropped weight was just written; another map is no source */
+    free(m->dropped);
+    m->dropped = NULL;
+    if (map != m->weights_src) m->weights_src = NULL;
     m->version++;
+    return 0;
+}
+
+/* ---------------------------------------------- weights read back (exec.c) */
+
+void st3d_model_keep_weights_source(st3d_model *m, const st3d_tensor_map *map) {
+    m->weights_src = map;
+}
+
+void model_drop_conv_weights(st3d_model *m, int j) {
+    if (!m->drop_allowed || !m->drop_allowed[j] || !m->dropped || m->dropped[j]) return;
+    const conv_geom *g = &m->nodes[j].conv;
+    int64_t count = (int64_t)g->oc * (g->ic / g->groups) * g->k[0] * g->k[1] * g->k[2];
+    st3d_drop_pages(m->params + m->nodes[j].w, sizeof(float) * (size_t)count);
+    m->dropped[j] = 1;
+}
+
+int model_restore_params(st3d_model *m, st3d_error *err) {
+    if (!m->dropped) return 0;
+    for (int j = 0; j < m->n_nodes; j++) {
+        if (!m->dropped[j]) continue;
+        const node *n = &m->nodes[j];
+        const st3d_tensor_info *t = NULL;
+        for (int k = 0; k < m->n_entries && !t; k++)
+            if (m->entries[k].kind == ENTRY_PARAM && m->entries[k].offset == n->w)
+                t = st3d_tensor_map_find(m->weights_src, m->entries[k].name);
+        if (!t) return st3d_fail(err, ST3D_ERR_MISMATCH, "the weights of '%s' are gone from their file's map",
+                                 n->name);
+        if (st3d_tensor_to_f32(t, m->params + n->w, err) != 0) return -1;
+        st3d_tensor_map_release(m->weights_src, t);
+    }
+    free(m->dropped);
+    m->dropped = NULL; /* no version bump: the values are the ones the plans were prepared from */
     return 0;
 }
 
@@ -246,6 +285,9 @@ int st3d_model_load_pretrained(st3d_model *m, const st3d_tensor_map *map, const 
 
 /* The map's entries point into the model's buffers (borrowed, no copy). */
 static int export_entries(const st3d_model *m, int grads, st3d_tensor_map **out, st3d_error *err) {
+    /* parameters handed back after a prepare are read back first (a cache,
+     * not part of the model's value: hence the const cast) */
+    if (model_restore_params((st3d_model *)m, err) != 0) return -1;
     st3d_tensor_map *map = st3d_tensor_map_new();
     if (!map) return st3d_fail(err, ST3D_ERR_NOMEM, "out of memory");
     for (int j = 0; j < m->n_entries; j++) {

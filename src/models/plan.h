@@ -29,6 +29,9 @@ typedef struct plan {
     uint64_t version;    /* model version the prepare program last ran for */
     int prepared;        /* prepare ran at least once */
     size_t act_bytes;    /* bytes of activation slots (inference) */
+    uint8_t *prep_only;  /* inference, per node: 1 when a conv's weights in the model are
+                            read by prepare only (its kernel reads a folded or reordered
+                            copy); NULL for training plans */
 } plan;
 
 /* Plans are built on engine eng (an st3d_exec's) and bound to m's parameter,

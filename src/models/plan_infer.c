@@ -145,6 +145,18 @@ static void drop_fn(const step *s) {
     st3d_drop_pages(c->p, c->bytes);
 }
 
+/* The model's own weights of a conv whose kernel reads a copy: handed back
+ * after the copy is made, when the model allows it (exec.c says when). */
+typedef struct drop_conv_ctx {
+    st3d_model *m;
+    int node;
+} drop_conv_ctx;
+
+static void drop_conv_fn(const step *s) {
+    const drop_conv_ctx *c = s->ctx;
+    model_drop_conv_weights(c->m, c->node);
+}
+
 bn_params plan_bn_params(st3d_model *m, const node *n) {
     bn_params p = {
         .weight = m->params + n->w, .bias = m->params + n->b,
@@ -230,6 +242,7 @@ static int build_group(st3d_model *m, builder *b, plan *p, const group *g, tenso
     switch (h->kind) {
     case NODE_CONV: {
         float *w = m->params + h->w, *bias = h->b >= 0 ? m->params + h->b : NULL;
+        const float *w_model = w;
         if (g->bn >= 0) {
             /* fold the batch norm into a private copy of the weights */
             const node *bn = &m->nodes[g->bn];
@@ -255,6 +268,14 @@ static int build_group(st3d_model *m, builder *b, plan *p, const group *g, tenso
         if (conv_build_forward(b, &p->prepare, &p->fwd, &h->conv, in, w, bias, &fuse,
                                g->add >= 0 ? &val[g->residual] : NULL, 0, op) != 0)
             return -1;
+        p->prep_only[g->head] = op->wt.data != w_model; /* folded or reordered */
+        if (p->prep_only[g->head]) {
+            drop_conv_ctx *d = bld_blob(b, sizeof *d);
+            if (!d) return -1;
+            *d = (drop_conv_ctx){.m = m, .node = g->head};
+            step s = {.fn = drop_conv_fn, .ctx = d, .what = "model weights released"};
+            if (prog_push(&p->prepare, &s, b->err) != 0) return -1;
+        }
         if (g->bn >= 0 && op->wt.data != w) {
             /* the kernel reads a reordered copy: the folded one is dead */
             drop_ctx *d = bld_blob(b, sizeof *d);
@@ -354,6 +375,8 @@ plan *plan_build_infer(st3d_model *m, dnnl_engine_t eng, const int64_t shape[5],
     b.res = &p->res;
     p->training = 0;
     memcpy(p->shape, shape, sizeof p->shape);
+    p->prep_only = bld_blob(&b, (size_t)nn);
+    if (!p->prep_only) goto out;
 
     for (int i = 0; i < nn; i++) {
         if (m->nodes[i].in0 >= 0) n_cons[m->nodes[i].in0]++;

@@ -141,7 +141,9 @@ def part_torch(st3d, tmp):
     net.eval()
     T, S, stride = 16, 112, 12
     out_c, out_f = os.path.join(tmp, "scores"), os.path.join(tmp, "feats")
-    common = ["--sample-duration", T, "--sample-size", S, "--stride", stride, "--batch-size", 3,
+    # 12 clips in batches of 5: the last (2 clips) takes a second plan, which
+    # reads back the weights the first plan's preparation handed back
+    common = ["--sample-duration", T, "--sample-size", S, "--stride", stride, "--batch-size", 5,
               "--threads", 2] + vids
     run([st3d, "classify", "--weights", w, "--labels", labels, "--output", out_c] + common)
     run([st3d, "features", "--weights", w, "--output", out_f] + common)
