@@ -141,8 +141,7 @@ def part_torch(st3d, tmp):
     net.eval()
     T, S, stride = 16, 112, 12
     out_c, out_f = os.path.join(tmp, "scores"), os.path.join(tmp, "feats")
-    # 12 clips in batches of 5: the last (2 clips) takes a second plan, which
-    # reads back the weights the first plan's preparation handed back
+    # 12 clips in batches of 5: the last holds 2 (run padded to the full shape)
     common = ["--sample-duration", T, "--sample-size", S, "--stride", stride, "--batch-size", 5,
               "--threads", 2] + vids
     run([st3d, "classify", "--weights", w, "--labels", labels, "--output", out_c] + common)
