@@ -31,7 +31,9 @@ $ST3D eval --results "$WORK/results/val.json" --annotation-path "$WORK/motion.js
 # 5. the training curves (the paper's Figure 4)
 $ST3D plot "$WORK/results"
 # 6. one video classified clip by clip, as video-classification-3d-cnn does
-video=$(ls "$WORK"/motion/videos/MoveUpLeft/*.avi | head -1)
+# (a glob, not `ls | head`: under pipefail, ls may die of SIGPIPE when head exits)
+videos=("$WORK"/motion/videos/MoveUpLeft/*.avi)
+video=${videos[0]}
 $ST3D classify --weights "$WORK/results/save_$EPOCHS.safetensors" \
     --labels "$WORK/motion.json" "${CLIPS[@]}" --stride 8 "$video"
 echo "done in $(( $(date +%s) - T0 )) s: results, curves.png and confusion.png in $WORK/results"
