@@ -19,6 +19,9 @@
 /* Fills err (which may be NULL) and returns -1, so that error paths read
  *     if (!f) return st3d_fail(err, ST3D_ERR_IO, "%s: cannot open", path);  */
 int st3d_fail(st3d_error *err, st3d_status code, const char *fmt, ...) ST3D_PRINTF(3, 4);
+/* Puts "prefix: " in front of err's message (a file's name in front of a
+ * lower layer's reason); returns -1. */
+int st3d_fail_prefix(st3d_error *err, const char *prefix);
 
 /* Resets err to ST3D_OK. */
 void st3d_error_clear(st3d_error *err);

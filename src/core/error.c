@@ -41,6 +41,13 @@ int st3d_fail(st3d_error *err, st3d_status code, const char *fmt, ...) {
     return -1;
 }
 
+int st3d_fail_prefix(st3d_error *err, const char *prefix) {
+    if (!err) return -1;
+    char m[sizeof err->msg];
+    memcpy(m, err->msg, sizeof m);
+    return st3d_fail(err, err->code, "%s: %s", prefix, m);
+}
+
 void st3d_error_clear(st3d_error *err) {
     if (err) {
         err->code = ST3D_OK;

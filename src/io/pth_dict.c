@@ -223,11 +223,7 @@ static int add_item(const char *path, const pth_item *it, pth_group *g, const pt
     static const unsigned char empty[8];
     int rc = st3d_tensor_map_add(map, it->name, dt, t->ndim, t->shape, src ? src : empty, err);
     free(tmp);
-    if (rc != 0 && err) {
-        char m[sizeof err->msg];
-        memcpy(m, err->msg, sizeof m);
-        st3d_fail(err, err->code, "%s: %s", path, m);
-    }
+    if (rc != 0) st3d_fail_prefix(err, path);
     if (--g->uses == 0) {
         free(g->data);
         g->data = NULL;

@@ -256,12 +256,7 @@ int st3d_safetensors_read_src(st3d_src *s, st3d_tensor_map **out, st3d_error *er
                                                               data, err)
                                : st3d_tensor_map_add(map, e->name, e->dtype, e->ndim, e->shape, data, err);
         if (added != 0) {
-            /* prefix the file name to the map's message */
-            char m[sizeof err->msg];
-            if (err) {
-                memcpy(m, err->msg, sizeof m);
-                st3d_fail(err, err->code, "%s: %s", path, m);
-            }
+            st3d_fail_prefix(err, path);
             goto done;
         }
         free(buf);

@@ -11,19 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Removes "module." from the front of each key, in place. */
-static int strip_module(const char *path, st3d_tensor_map *map, st3d_error *err) {
-    if (st3d_tensor_map_strip_prefix(map, "module.", err) != 0) {
-        char m[sizeof err->msg];
-        if (err) {
-            memcpy(m, err->msg, sizeof m);
-            st3d_fail(err, err->code, "%s: %s", path, m);
-        }
-        return -1;
-    }
-    return 0;
-}
-
 int st3d_weights_read(const char *path, st3d_tensor_map **out, st3d_error *err) {
     st3d_src s;
     *out = NULL;
@@ -43,7 +30,7 @@ int st3d_weights_read(const char *path, st3d_tensor_map **out, st3d_error *err) 
         }
     }
     st3d_src_close(&s);
-    if (rc == 0) rc = strip_module(path, *out, err);
+    if (rc == 0 && st3d_tensor_map_strip_prefix(*out, "module.", err) != 0) rc = st3d_fail_prefix(err, path);
     if (rc != 0) {
         st3d_tensor_map_free(*out);
         *out = NULL;

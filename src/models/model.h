@@ -81,7 +81,7 @@ struct st3d_model {
     const st3d_tensor_map *weights_src; /* st3d_model_keep_weights_source: the file's map the
                                  parameters came from (borrowed), or NULL */
     uint8_t *dropped;         /* per node: 1 when its conv weights' pages were handed back
-                                 (exec.c); NULL when none are */
+                                 (exec.c); NULL until a prepare may drop, and after a restore */
     uint8_t *drop_allowed;    /* per node, set by exec.c before a prepare: 1 when every
                                  cached plan reads that conv's weights in prepare only */
 };
