@@ -318,6 +318,18 @@ int st3d_exec_train_step(st3d_exec *exec, const float *x, const int64_t shape[5]
 int64_t st3d_exec_n_builds(const st3d_exec *exec);
 /* Activation bytes of the inference plan of the last forward. */
 size_t st3d_exec_activation_bytes(const st3d_exec *exec);
+/* Data-parallel hooks (what DistributedDataParallel hooks into autograd):
+ * fn is called during each training step's backward, on the calling
+ * thread, as soon as a parameter's gradient is complete, with its floats
+ * [first, first + count) of st3d_model_grad_data; NULL removes it. */
+typedef void (*st3d_grad_ready_fn)(int64_t first, int64_t count, void *user);
+void st3d_exec_set_grad_hook(st3d_exec *exec, st3d_grad_ready_fn fn, void *user);
+/* SyncBatchNorm: training batch norms take their statistics over every
+ * process's batch, sum(buf, n, user) adding each process's n doubles in
+ * place (every process gets the sums; 0 or -1).  NULL: each its own batch.
+ * Training plans built before are dropped. */
+typedef int (*st3d_sum_fn)(double *buf, int64_t n, void *user);
+void st3d_exec_set_sync_bn(st3d_exec *exec, st3d_sum_fn sum, void *user);
 
 /* --------------------------------------------------------------- optimizer */
 
@@ -549,6 +561,9 @@ typedef struct st3d_loader_params {
     int drop_last;                /* 1: drop a last, incomplete batch */
     uint64_t seed;                /* every random choice derives from (seed, epoch, sample) */
     int shard_index, shard_count; /* this process's share, as DistributedSampler */
+    int shard_no_pad;             /* 1: shares without DistributedSampler's padding
+                                     (every sample exactly once over all shards:
+                                     validation and inference across ranks) */
     int video_short_side;         /* videos: scale at decode to this short side (0: native) */
     int decoder_threads;          /* videos: libavcodec threads per worker (1) */
 } st3d_loader_params;
@@ -693,6 +708,67 @@ int st3d_clip_stream_next(st3d_clip_stream *s, float *clip, st3d_stream_item *it
 
 /* =============================================== end of video and data ===== */
 
+/* ============================================================= distributed */
+/* Data-parallel work across processes and machines over Open MPI (started
+ * with mpirun, or srun under Slurm), as PyTorch's DistributedDataParallel:
+ * every rank runs the same network on its share of each batch's samples
+ * and gradients are averaged across ranks.  A build without MPI has these
+ * functions too: st3d_dist_init then fails with a clear message. */
+
+typedef struct st3d_dist st3d_dist;
+
+typedef struct st3d_dist_params {
+    double timeout_s;        /* a collective that waits longer than this for the
+                                other ranks stops the whole job (600; 0: never) */
+    void (*on_timeout)(const char *msg, void *user); /* told why, before the job
+                                is stopped (from a watchdog thread); may be NULL */
+    void *user;              /* handed to on_timeout */
+} st3d_dist_params;
+
+st3d_dist_params st3d_dist_default_params(void);
+/* 1 when st3d was built with MPI. */
+int st3d_dist_available(void);
+/* 1 when this process was started by an MPI launcher (Open MPI's mpirun,
+ * or srun with PMI / PMIx), as its environment tells. */
+int st3d_dist_launched(void);
+/* Joins the job (MPI_Init_thread; once per process).  Errors are returned,
+ * not fatal; rank and size are MPI_COMM_WORLD's. */
+st3d_dist *st3d_dist_init(const st3d_dist_params *params, st3d_error *err);
+/* Leaves the job (MPI_Finalize). */
+void st3d_dist_free(st3d_dist *d);
+/* This process's rank and the number of ranks; 0 and 1 for d == NULL, so
+ * that code written for several ranks runs alone unchanged. */
+int st3d_dist_rank(const st3d_dist *d);
+int st3d_dist_size(const st3d_dist *d);
+/* Blocking collectives over every rank (all must call them in the same
+ * order): sums in place (every rank gets the sum), root's bytes to all. */
+int st3d_dist_allreduce_f32(st3d_dist *d, float *buf, int64_t n, st3d_error *err);
+int st3d_dist_allreduce_f64(st3d_dist *d, double *buf, int64_t n, st3d_error *err);
+int st3d_dist_broadcast(st3d_dist *d, void *buf, int64_t bytes, int root, st3d_error *err);
+int st3d_dist_barrier(st3d_dist *d, st3d_error *err);
+/* Gathers each rank's bytes (any length) at root: there *out gets them all,
+ * rank after rank (free()), and lens[rank] each length (size entries). */
+int st3d_dist_gather(st3d_dist *d, const void *buf, int64_t bytes, int root, void **out,
+                     int64_t *lens, st3d_error *err);
+/* Non-blocking sums for overlapping communication with computation: start
+ * returns at once (MPI_Iallreduce, in place); progress lets the started ones
+ * advance (call it often); wait_all finishes every started one.  buf must
+ * stay untouched until then. */
+int st3d_dist_allreduce_start(st3d_dist *d, float *buf, int64_t n, st3d_error *err);
+void st3d_dist_progress(st3d_dist *d);
+int st3d_dist_wait_all(st3d_dist *d, st3d_error *err);
+
+/* What this rank's collectives cost so far. */
+typedef struct st3d_dist_stats {
+    int64_t n_reduced_floats; /* floats summed through allreduce_start */
+    int64_t n_started;        /* non-blocking sums started */
+    double wait_seconds;      /* time blocked in wait_all (communication not hidden) */
+    double blocking_seconds;  /* time in the blocking collectives */
+} st3d_dist_stats;
+void st3d_dist_get_stats(const st3d_dist *d, st3d_dist_stats *stats);
+/* Stops every rank of the job (MPI_Abort) after an error on this one. */
+void st3d_dist_abort(st3d_dist *d, int code);
+
 /* ================================================================ training */
 /* The original main.py's experiment loop as library calls: SGD with
  * momentum, a learning-rate schedule, epochs of training and validation over
@@ -781,6 +857,15 @@ typedef struct st3d_trainer_params {
     char ft_begin_module[64];      /* fine-tuning: first trained module, "" for all */
     st3d_step_fn on_step;          /* progress callback, or NULL */
     void *user;                    /* handed to on_step */
+    st3d_dist *dist;               /* data-parallel over these ranks (NULL: alone); the
+                                      loaders must take shard rank of size */
+    int sync_bn;                   /* 1: batch statistics over all ranks' clips
+                                      (PyTorch's SyncBatchNorm, --sync-bn) */
+    double bucket_cap_mb;          /* gradients go out in buckets of this size (25,
+                                      DDP's bucket_cap_mb), as each fills in the backward */
+    int no_overlap;                /* 1: the all-reduces after the backward instead */
+    int check_replicas;            /* 1: after every step, check that every rank's
+                                      weights equal rank 0's bit for bit (slow) */
 } st3d_trainer_params;
 
 st3d_trainer_params st3d_trainer_default_params(void);

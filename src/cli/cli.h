@@ -84,6 +84,14 @@ void cli_model_for_inference(cli_model *cm, st3d_model *m);
 void cli_model_end(cli_model *cm);
 void cli_model_usage(FILE *out);
 
+/* Joins an MPI job (dist.c) when force (--distributed) or when an MPI
+ * launcher started the process; *out stays NULL otherwise.  timeout_s < 0
+ * keeps the default.  Prints and returns 1 on error. */
+int cli_dist_join(int force, double timeout_s, int threads_given, st3d_dist **out);
+/* Leaves the job; a non-zero rc (this rank failed) stops every rank.
+ * Returns rc. */
+int cli_dist_end(st3d_dist *d, int rc);
+
 /* Class names from a file: one per line, or the "labels" list of an
  * annotation JSON as the original code writes it (a path ending in .json).
  * A JSON array (jansson), or NULL after printing why. */

@@ -17,6 +17,10 @@
  *                                main.py's save_checkpoint writes
  * --resume-path continues a run from such a checkpoint exactly, or from a
  * .pth of the original main.py as its resume does.
+ *
+ * Under mpirun (or with --distributed) every rank trains on its share of
+ * each epoch (DistributedSampler's), --batch-size clips per rank as the
+ * original's; rank 0 alone shows progress and writes logs and checkpoints.
  */
 #include "cli.h"
 #include "train_opts.h"
@@ -68,9 +72,12 @@ static int on_step(const st3d_step_report *r, void *user) {
     return 0;
 }
 
-/* The loader of one subset with the run's transforms. */
+/* The loader of one subset with the run's transforms: this rank's share. */
 static st3d_loader *open_loader(const train_opts *o, const st3d_dataset *ds, int validation) {
     st3d_loader_params lp = o->loader;
+    lp.shard_index = st3d_dist_rank(o->dist);
+    lp.shard_count = st3d_dist_size(o->dist);
+    lp.shard_no_pad = validation; /* every validation video once, as one process */
     if (validation) {
         /* get_validation_data: TemporalEvenCrop(n_val_samples) + Resize + CenterCrop */
         lp.t_crop = ST3D_TCROP_EVEN;
@@ -95,8 +102,10 @@ static int run(train_opts *o, st3d_model *m, st3d_dataset *train_ds, st3d_datase
     st3d_error err = {0};
     progress_state ps = {.tty = isatty(2)};
     st3d_trainer_params tp = o->trainer;
-    tp.on_step = on_step;
+    int main_rank = st3d_dist_rank(o->dist) == 0;
+    tp.on_step = main_rank ? on_step : NULL;
     tp.user = &ps;
+    tp.dist = o->dist;
     int rc = 1;
     st3d_loader *train_l = NULL, *val_l = NULL;
     st3d_logger *train_log = NULL, *batch_log = NULL, *val_log = NULL;
@@ -107,7 +116,8 @@ static int run(train_opts *o, st3d_model *m, st3d_dataset *train_ds, st3d_datase
         int64_t done = 0;
         if (st3d_trainer_resume(t, o->resume_path, &done, &err) != 0) goto out_err;
         begin = done + 1;
-        fprintf(stderr, "resumed from %s: epoch %lld done, lr %g\n", o->resume_path, (long long)done,
+        if (main_rank)
+            fprintf(stderr, "resumed from %s: epoch %lld done, lr %g\n", o->resume_path, (long long)done,
                 st3d_trainer_lr(t));
     }
     if (train_ds && !(train_l = open_loader(o, train_ds, 0))) goto out;
@@ -116,14 +126,17 @@ static int run(train_opts *o, st3d_model *m, st3d_dataset *train_ds, st3d_datase
     static const char *const tcols[] = {"epoch", "loss", "acc", "lr"};
     static const char *const bcols[] = {"epoch", "batch", "iter", "loss", "acc", "lr"};
     static const char *const vcols[] = {"epoch", "loss", "acc"};
-    if (train_l) {
+    if (st3d_dist_size(o->dist) > 1 && main_rank)
+        fprintf(stderr, "training on %d ranks, %d clips per rank and step%s\n", st3d_dist_size(o->dist),
+                o->loader.batch_size, tp.sync_bn ? ", batch-norm statistics over all ranks" : "");
+    if (train_l && main_rank) {
         snprintf(path, sizeof path, "%s/train.log", o->result_path);
         if (!(train_log = st3d_logger_open(path, tcols, 4, begin, &err))) goto out_err;
         snprintf(path, sizeof path, "%s/train_batch.log", o->result_path);
         if (!(batch_log = st3d_logger_open(path, bcols, 6, begin, &err))) goto out_err;
         ps.batch_log = batch_log;
     }
-    if (val_l) {
+    if (val_l && main_rank) {
         snprintf(path, sizeof path, "%s/val.log", o->result_path);
         if (!(val_log = st3d_logger_open(path, vcols, 3, begin, &err))) goto out_err;
     }
@@ -135,7 +148,7 @@ static int run(train_opts *o, st3d_model *m, st3d_dataset *train_ds, st3d_datase
             print_skips(train_l);
             double row[4] = {(double)epoch, tr.loss, tr.acc, tr.lr};
             static const int ints[4] = {1, 0, 0, 0};
-            if (st3d_logger_log(train_log, row, ints, &err) != 0) goto out_err;
+            if (train_log && st3d_logger_log(train_log, row, ints, &err) != 0) goto out_err;
         }
         if (val_l) {
             if (st3d_trainer_val_epoch(t, val_l, epoch, &vr, &err) != 0) goto out_err;
@@ -143,11 +156,11 @@ static int run(train_opts *o, st3d_model *m, st3d_dataset *train_ds, st3d_datase
             val_loss = vr.loss;
             double row[3] = {(double)epoch, vr.loss, vr.acc};
             static const int ints[3] = {1, 0, 0};
-            if (st3d_logger_log(val_log, row, ints, &err) != 0) goto out_err;
+            if (val_log && st3d_logger_log(val_log, row, ints, &err) != 0) goto out_err;
         }
         if (train_l) {
             st3d_trainer_end_epoch(t, val_loss);
-            if (epoch % o->checkpoint == 0 || epoch == o->n_epochs) {
+            if (main_rank && (epoch % o->checkpoint == 0 || epoch == o->n_epochs)) {
                 snprintf(path, sizeof path, "%s/save_%lld.%s", o->result_path, (long long)epoch,
                          o->save_format ? "pth" : "safetensors");
                 const char *extra[] = {"st3d.mean_dataset", o->mean_dataset, NULL};
@@ -175,10 +188,12 @@ int cmd_train(int argc, char **argv) {
     train_opts o;
     int rc = train_opts_parse(argc, argv, 0, &o);
     if (rc != 0) return rc < 0 ? 0 : rc; /* -1: --help was printed */
+    if (train_opts_join(&o) != 0) return 1;
     st3d_dataset *train_ds = NULL, *val_ds = NULL;
     st3d_model *m = NULL;
     rc = train_opts_open(&o, &train_ds, &val_ds, &m);
     if (rc == 0) rc = run(&o, m, train_ds, val_ds);
+    rc = cli_dist_end(o.dist, rc);
     st3d_model_free(m);
     st3d_dataset_free(train_ds);
     st3d_dataset_free(val_ds);

@@ -67,6 +67,12 @@ static const opt_def OPTS[] = {
     {TRAIN, "ft-begin-module", OPT_STR, 0, NULL, "fine-tuning: train from this module on, e.g. layer4 ('')"},
     {BOTH, "n-threads", OPT_INT, OFF(loader.n_threads), NULL, "loader worker threads (4)"},
     {BOTH, "manual-seed", OPT_INT, OFF(seed), NULL, "seed of initialization and sampling (1)"},
+    {BOTH, "distributed", OPT_FLAG, OFF(distributed), NULL, "join an MPI job (automatic under mpirun / srun)"},
+    {TRAIN, "sync-bn", OPT_FLAG, OFF(trainer.sync_bn), NULL, "batch-norm statistics over all ranks (SyncBatchNorm)"},
+    {TRAIN, "bucket-cap-mb", OPT_DOUBLE, OFF(trainer.bucket_cap_mb), NULL, "gradient all-reduce bucket size, MiB (25)"},
+    {TRAIN, "no-overlap", OPT_FLAG, OFF(trainer.no_overlap), NULL, "all-reduce after the backward, not during it"},
+    {TRAIN, "check-replicas", OPT_FLAG, OFF(trainer.check_replicas), NULL, "check every rank's weights equal rank 0's after each step"},
+    {BOTH, "dist-timeout", OPT_DOUBLE, OFF(dist_timeout), NULL, "stop the job when ranks wait this long, s (600)"},
     {TEST, "inference-subset", OPT_CHOICE, OFF(inference_subset), "train|val|test", "subset to run (val)"},
     {TEST, "inference-stride", OPT_INT, OFF(inference_stride), NULL, "frames between clips (16)"},
     {TEST, "inference-crop", OPT_CHOICE, OFF(inference_crop), "center|nocrop", "center crop, or nocrop: resize only (center)"},
@@ -106,6 +112,7 @@ static void defaults(train_opts *o) {
     o->loader = st3d_loader_default_params();
     o->trainer = st3d_trainer_default_params();
     o->result_path = "results";
+    o->dist_timeout = 600.0;
     o->dataset = "kinetics";
     o->mean_dataset = "kinetics";
     o->n_epochs = 200;
@@ -355,7 +362,11 @@ int train_opts_open(train_opts *o, st3d_dataset **train_ds, st3d_dataset **val_d
     if (o->model.threads) st3d_set_threads(o->model.threads);
     if (cli_model_open(&o->model, (uint64_t)o->seed, m) != 0) return 1;
     if (make_result_dir(o) != 0) return 1;
-    return write_opts_json(o);
+    return st3d_dist_rank(o->dist) == 0 ? write_opts_json(o) : 0;
+}
+
+int train_opts_join(train_opts *o) {
+    return cli_dist_join(o->distributed, o->dist_timeout, o->model.threads != 0, &o->dist);
 }
 
 void train_opts_free(train_opts *o) { cli_model_end(&o->model); }

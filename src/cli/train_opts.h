@@ -33,11 +33,18 @@ typedef struct train_opts {
     int inference_no_average;       /* --inference-no-average */
     int output_topk;                /* --output-topk (5) */
     int inference_batch_size;       /* --inference-batch-size (0: --batch-size) */
+    /* across ranks (Open MPI) */
+    int distributed;                /* --distributed (also automatic under mpirun / srun) */
+    double dist_timeout;            /* --dist-timeout: seconds a rank waits for the others */
+    st3d_dist *dist;                /* the job joined, or NULL (alone) */
 } train_opts;
 
 /* Parses argv for `st3d train` (testing 0) or `st3d test` (1); prints and
  * returns 1 on a bad option, -1 after --help, 0. */
 int train_opts_parse(int argc, char **argv, int testing, train_opts *o);
+/* Joins the MPI job when asked or launched by mpirun (o->dist); prints and
+ * returns 1 on error.  Rank 0 alone writes opts.json, logs and checkpoints. */
+int train_opts_join(train_opts *o);
 /* Checks the options against the files (annotation, class count, frames),
  * opens the datasets (NULL for a subset not run) and the network (fresh,
  * fine-tuned from --pretrain-path, or shaped as --resume-path's), makes

@@ -323,8 +323,10 @@ int st3d_loader_start_epoch(st3d_loader *L, int64_t epoch, st3d_error *err) {
             order[i] = order[j], order[j] = t;
         }
     }
-    /* DistributedSampler: pad by wrapping to per * S, take every S-th */
+    /* DistributedSampler: pad by wrapping to per * S, take every S-th
+     * (without padding, the last shares are one sample shorter) */
     int64_t n_items = 0;
+    if (L->p.shard_no_pad) per = L->p.shard_index < N ? (N - L->p.shard_index + S - 1) / S : 0;
     for (int64_t k = 0; k < per; k++) {
         vids[k] = order[(L->p.shard_index + k * S) % N];
         vclips[k] = clips_of(L, vids[k], err);

@@ -32,6 +32,7 @@ struct st3d_exec {
     uint64_t tick;                    /* bumped on every run */
     int64_t n_builds;                 /* plans built so far (both modes) */
     plan *last_infer;                 /* plan of the most recent forward */
+    exec_hooks hooks;                 /* data-parallel hooks of the training plans */
 };
 
 st3d_exec *st3d_exec_new(st3d_model *m, st3d_error *err) {
@@ -90,7 +91,7 @@ static plan *get_plan(st3d_exec *e, const int64_t shape[5], int training, st3d_e
     if (check_shape(e->m, shape, err) != 0) return NULL;
     if (row[victim] == e->last_infer) e->last_infer = NULL;
     plan_free(row[victim]);
-    row[victim] = training ? plan_build_train(e->m, e->eng, shape, err)
+    row[victim] = training ? plan_build_train(e->m, e->eng, shape, &e->hooks, err)
                            : plan_build_infer(e->m, e->eng, shape, err);
     use[victim] = e->tick;
     if (row[victim]) e->n_builds++;
@@ -164,7 +165,27 @@ int st3d_exec_train_step(st3d_exec *e, const float *x, const int64_t shape[5],
     if (loss) *loss = l;
     if (prog_run(&p->bwd, e->stream, err) != 0) return -1;
     m->version++; /* running statistics changed */
+    if (e->hooks.sync.failed) {
+        e->hooks.sync.failed = 0;
+        return st3d_fail(err, ST3D_ERR_BACKEND, "batch-norm statistics could not be summed across processes");
+    }
     return 0;
+}
+
+void st3d_exec_set_grad_hook(st3d_exec *e, st3d_grad_ready_fn fn, void *user) {
+    e->hooks.grad_ready = fn;
+    e->hooks.grad_user = user;
+}
+
+void st3d_exec_set_sync_bn(st3d_exec *e, st3d_sum_fn sum, void *user) {
+    if (e->hooks.sync.sum == sum && e->hooks.sync.user == user) return;
+    e->hooks.sync.sum = sum;
+    e->hooks.sync.user = user;
+    e->hooks.sync.failed = 0;
+    for (int i = 0; i < EXEC_PLANS; i++) { /* built for the other statistics */
+        plan_free(e->plans[1][i]);
+        e->plans[1][i] = NULL;
+    }
 }
 
 int64_t st3d_exec_n_builds(const st3d_exec *e) { return e->n_builds; }

@@ -15,6 +15,14 @@
 
 #include "model.h"
 
+/* What an exec lends its training plans at run time (exec.c): the address
+ * stays fixed, so plans keep a pointer to it. */
+typedef struct exec_hooks {
+    st3d_grad_ready_fn grad_ready; /* told when a parameter's gradient is complete, or NULL */
+    void *grad_user;               /* handed to grad_ready */
+    bn_sync sync;                  /* SyncBatchNorm's sums (sync.sum NULL: local statistics) */
+} exec_hooks;
+
 typedef struct plan {
     int training;        /* 1: training plan */
     int64_t shape[5];    /* N, C, D, H, W it was built for */
@@ -37,7 +45,8 @@ typedef struct plan {
 /* Plans are built on engine eng (an st3d_exec's) and bound to m's parameter,
  * gradient and statistic buffers. */
 plan *plan_build_infer(st3d_model *m, dnnl_engine_t eng, const int64_t shape[5], st3d_error *err);
-plan *plan_build_train(st3d_model *m, dnnl_engine_t eng, const int64_t shape[5], st3d_error *err);
+plan *plan_build_train(st3d_model *m, dnnl_engine_t eng, const int64_t shape[5],
+                       exec_hooks *hooks, st3d_error *err);
 void plan_free(plan *p);
 
 /* Shared by both builders: the model's batch-norm parameter pointers. */

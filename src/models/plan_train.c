@@ -32,6 +32,7 @@ typedef union node_op {
 
 typedef struct train_build {
     st3d_model *m;      /* the network */
+    exec_hooks *hooks;  /* the exec's data-parallel hooks */
     builder *b;         /* allocation and primitives */
     plan *p;            /* the plan being built */
     node_op **ops;      /* per node */
@@ -58,6 +59,7 @@ static int forward_node(train_build *t, int i) {
         return 0;
     case NODE_BN: {
         bn_params bp = plan_bn_params(m, n);
+        if (t->hooks && t->hooks->sync.sum) bp.sync = &t->hooks->sync;
         if (bn_build_forward(b, &p->fwd, in, &bp, 1, t->relu_fused[i + 1], &op->bn) != 0) return -1;
         t->val[i] = op->bn.dst;
         return 0;
@@ -161,6 +163,38 @@ static int alias_safe(const st3d_model *m, int i, const int ins[2]) {
     return 1;
 }
 
+/* A grad-ready step's data: which floats of the gradient buffer are done. */
+typedef struct grad_mark {
+    const exec_hooks *hooks;
+    int64_t first, count;
+} grad_mark;
+
+static void grad_ready_fn(const step *s) {
+    const grad_mark *g = s->ctx;
+    if (g->hooks->grad_ready) g->hooks->grad_ready(g->first, g->count, g->hooks->grad_user);
+}
+
+/* After node i's backward: tells the hook that its weight's and bias's
+ * gradients are complete (DDP's autograd hook, per parameter). */
+static int mark_grads_ready(train_build *t, int i) {
+    const node *n = &t->m->nodes[i];
+    int64_t offs[2] = {n->w, n->b};
+    for (int k = 0; k < 2; k++) {
+        if (offs[k] < 0) continue;
+        const entry *e = NULL;
+        for (int j = 0; j < t->m->n_entries && !e; j++)
+            if (t->m->entries[j].kind == ENTRY_PARAM && t->m->entries[j].offset == offs[k])
+                e = &t->m->entries[j];
+        if (!e) continue;
+        grad_mark *g = bld_blob(t->b, sizeof *g);
+        if (!g) return -1;
+        g->hooks = t->hooks, g->first = e->offset, g->count = e->numel;
+        step s = {.fn = grad_ready_fn, .ctx = g, .what = "gradient ready"};
+        if (prog_push(&t->p->bwd, &s, t->b->err) != 0) return -1;
+    }
+    return 0;
+}
+
 static int backward_node(train_build *t, int i) {
     st3d_model *m = t->m;
     builder *b = t->b;
@@ -242,13 +276,17 @@ static int backward_node(train_build *t, int i) {
     default: return 0;
     }
     if (rc != 0) return -1;
+    if (t->hooks && (n->kind == NODE_CONV || n->kind == NODE_BN || n->kind == NODE_FC) &&
+        mark_grads_ready(t, i) != 0)
+        return -1;
     return want ? grad_commit(t, u, &target, tmp) : 0;
 }
 
-plan *plan_build_train(st3d_model *m, dnnl_engine_t eng, const int64_t shape[5], st3d_error *err) {
+plan *plan_build_train(st3d_model *m, dnnl_engine_t eng, const int64_t shape[5],
+                       exec_hooks *hooks, st3d_error *err) {
     int nn = m->n_nodes;
     plan *p = st3d_calloc(1, sizeof *p, err);
-    train_build t = {.m = m};
+    train_build t = {.m = m, .hooks = hooks};
     builder b = {.eng = eng, .err = err};
     int ok = 0;
     t.ops = st3d_calloc((size_t)nn, sizeof *t.ops, err);

@@ -208,12 +208,23 @@ int conv_wgrad_gemm_build(builder *b, program *bwd, const conv_op *op, const ten
  * torch.nn.BatchNorm3d: y = (x - mean) / sqrt(var + eps) * weight + bias.
  * Training uses batch statistics and updates the running ones:
  *   running = (1 - momentum) * running + momentum * batch  (unbiased var). */
+/* Sums across processes for SyncBatchNorm: sum(buf, n, user) adds every
+ * rank's n doubles in place.  Steps cannot return errors, so a failed sum
+ * sets `failed`, which the caller checks after the program ran. */
+typedef struct bn_sync {
+    int (*sum)(double *buf, int64_t n, void *user);
+    void *user;
+    int failed;
+} bn_sync;
+
 typedef struct bn_params {
     float *weight, *bias;             /* C each (gamma, beta) */
     float *running_mean, *running_var;/* C each */
     int64_t *num_batches_tracked;     /* incremented per training step */
     float *grad_weight, *grad_bias;   /* C each, training only */
     float eps, momentum;              /* 1e-5, 0.1 */
+    bn_sync *sync;                    /* training: statistics over all processes'
+                                         clips (SyncBatchNorm); NULL: this batch's */
 } bn_params;
 
 typedef struct bn_op {
@@ -225,6 +236,11 @@ typedef struct bn_op {
     int64_t count;        /* N*D*H*W: values per channel */
     int relu;             /* a ReLU is fused after the normalization */
     tensor ws;            /* training with fused ReLU: the ReLU mask for the backward */
+    tensor lmean, lvar;   /* sync: this process's own batch statistics */
+    tensor cscale, cshift;/* sync backward: per-channel factors of the correction
+                             that turns local gradient means into global ones */
+    tensor corr;          /* sync backward: that correction, src's layout */
+    int64_t count_all;    /* sync: values per channel over all processes */
 } bn_op;
 
 /* relu != 0 fuses a ReLU after the normalization (in training too: the

@@ -8,6 +8,31 @@
 
 #include "core/core.h"
 
+/* DistributedDataParallel's gradient averaging (ddp.c). */
+typedef struct ddp ddp;
+/* Buckets over the parameters from offset `frozen` on (frozen ones are not
+ * trained); overlap 0: all buckets go out after the backward. */
+ddp *ddp_new(st3d_model *m, st3d_dist *dist, int64_t frozen, double bucket_cap_mb, int overlap,
+             st3d_error *err);
+void ddp_free(ddp *d);
+int ddp_n_buckets(const ddp *d);
+/* Before a training step: the parameters from rank 0 on the first step,
+ * the buffers (running statistics) from rank 0 on every one. */
+int ddp_begin_step(ddp *d, st3d_error *err);
+/* The exec's grad-ready hook (user: the ddp). */
+void ddp_grad_ready(int64_t first, int64_t count, void *user);
+/* After the backward: every bucket summed; the gradients are then the mean
+ * over ranks. */
+int ddp_finish_step(ddp *d, st3d_error *err);
+/* Rank 0's running statistics (and counters) to every rank. */
+int ddp_sync_buffers(ddp *d, st3d_error *err);
+/* Fails unless every rank's learnable parameters are bit for bit rank 0's
+ * (--check-replicas, after each step).  Running statistics may differ
+ * until the next step's broadcast, as under DDP. */
+int ddp_check_replicas(ddp *d, int64_t step, st3d_error *err);
+/* SyncBatchNorm's sums across ranks (user: the ddp). */
+int ddp_sum_f64(double *buf, int64_t n, void *user);
+
 struct st3d_trainer {
     st3d_model *m;            /* the network (borrowed) */
     st3d_exec *exec;          /* plans and backend (owned) */
@@ -24,6 +49,8 @@ struct st3d_trainer {
     int64_t *labels;          /* batch */
     int64_t batch_cap;        /* clips the buffers hold */
     int64_t clip_floats;      /* floats per clip */
+    ddp *ddp;                 /* gradient averaging across ranks (p.dist with more than
+                                 one rank), else NULL */
 };
 
 /* torch.optim.SGD for one flat parameter array p with gradient g and

@@ -13,6 +13,11 @@
  * Execution state lives in the trainer's own st3d_exec: the plans for the
  * full batch, the last (smaller) batch and a batch shrunk by a skipped video
  * are each built once and then reused.
+ *
+ * Across ranks (p.dist): each rank's loader gives its share of the epoch,
+ * ddp.c averages the gradients, and the epoch's means are those over every
+ * rank's clips, as the original's train_epoch / val_epoch all-reduce their
+ * sums under --distributed.  The per-step report stays this rank's.
  */
 #include "io/pth.h"
 #include "models/model.h"
@@ -28,6 +33,7 @@ st3d_trainer_params st3d_trainer_default_params(void) {
     p.sgd = st3d_sgd_default_params();
     p.lr = 0.1;
     p.sched = st3d_scheduler_default_params();
+    p.bucket_cap_mb = 25.0;
     return p;
 }
 
@@ -48,6 +54,13 @@ st3d_trainer *st3d_trainer_new(st3d_model *m, const st3d_trainer_params *params,
     t->sgd = st3d_sgd_new(m, &sp, err);
     if (!t->sgd) goto fail;
     if (st3d_sgd_freeze_before(t->sgd, m, params->ft_begin_module, err) != 0) goto fail;
+    if (st3d_dist_size(params->dist) > 1) {
+        if (!(t->ddp = ddp_new(m, params->dist, st3d_sgd_frozen_count(t->sgd), params->bucket_cap_mb,
+                               !params->no_overlap, err)))
+            goto fail;
+        st3d_exec_set_grad_hook(t->exec, ddp_grad_ready, t->ddp);
+        if (params->sync_bn) st3d_exec_set_sync_bn(t->exec, ddp_sum_f64, t->ddp);
+    }
     return t;
 fail:
     st3d_trainer_free(t);
@@ -58,6 +71,7 @@ void st3d_trainer_free(st3d_trainer *t) {
     if (!t) return;
     st3d_sgd_free(t->sgd);
     st3d_exec_free(t->exec);
+    ddp_free(t->ddp);
     st3d_aligned_free(t->clips);
     free(t->logits);
     free(t->labels);
@@ -129,6 +143,8 @@ static int run_epoch(st3d_trainer *t, st3d_loader *loader, int64_t epoch, int va
     st3d_loader_stats ls;
     st3d_loader_get_stats(loader, &ls);
     const int k = t->m->p.n_classes;
+    /* validation across ranks evaluates rank 0's running statistics */
+    if (validation && t->ddp && ddp_sync_buffers(t->ddp, err) != 0) return -1;
     st3d_step_report r;
     memset(&r, 0, sizeof r);
     r.validation = validation;
@@ -148,7 +164,23 @@ static int run_epoch(st3d_trainer *t, st3d_loader *loader, int64_t epoch, int va
         r.data_seconds += st3d_now() - w0;
         if (got < 0) return -1;
         if (got == 0) break;
-        if (n == 0) continue; /* every clip of the batch was skipped */
+        if (n == 0) {
+            /* every clip of the batch was skipped: alone, nothing to do; across
+             * ranks, this rank still takes part in the step's all-reduce with
+             * zero gradients (the others' steps wait for it) */
+            if (!t->ddp || validation) continue;
+            if (t->p.sync_bn)
+                return st3d_fail(err, ST3D_ERR_INVALID,
+                                 "epoch %lld: every clip of a batch was unreadable, which --sync-bn "
+                                 "cannot step over (its statistics need a clip from every rank)",
+                                 (long long)epoch);
+            memset(t->m->grads, 0, sizeof(float) * (size_t)t->m->n_params);
+            if (ddp_begin_step(t->ddp, err) != 0 || ddp_finish_step(t->ddp, err) != 0 ||
+                st3d_sgd_step(t->sgd, t->m, err) != 0)
+                return -1;
+            t->iteration++;
+            continue;
+        }
         for (int i = 0; i < n; i++)
             if (t->labels[i] < 0 || t->labels[i] >= k)
                 return st3d_fail(err, ST3D_ERR_INVALID,
@@ -162,8 +194,10 @@ static int run_epoch(st3d_trainer *t, st3d_loader *loader, int64_t epoch, int va
             loss /= n;
         } else {
             float l = 0.0f;
-            if (st3d_exec_train_step(t->exec, t->clips, shape, t->labels, &l, t->logits, err) != 0 ||
-                st3d_sgd_step(t->sgd, t->m, err) != 0)
+            if ((t->ddp && ddp_begin_step(t->ddp, err) != 0) ||
+                st3d_exec_train_step(t->exec, t->clips, shape, t->labels, &l, t->logits, err) != 0 ||
+                (t->ddp && ddp_finish_step(t->ddp, err) != 0) || st3d_sgd_step(t->sgd, t->m, err) != 0 ||
+                (t->ddp && t->p.check_replicas && ddp_check_replicas(t->ddp, t->iteration + 1, err) != 0))
                 return -1;
             loss = l;
             t->iteration++;
@@ -188,6 +222,13 @@ static int run_epoch(st3d_trainer *t, st3d_loader *loader, int64_t epoch, int va
                              (long long)epoch, (long long)r.batch);
     }
     st3d_loader_get_stats(loader, &ls);
+    /* across ranks: the sums over every rank's clips */
+    double sums[3] = {loss_sum, hit_sum, (double)r.epoch_clips}, skipped = (double)ls.n_skipped;
+    if (t->p.dist && (st3d_dist_allreduce_f64(t->p.dist, sums, 3, err) != 0 ||
+                      st3d_dist_allreduce_f64(t->p.dist, &skipped, 1, err) != 0))
+        return -1;
+    loss_sum = sums[0], hit_sum = sums[1], r.epoch_clips = (int64_t)sums[2];
+    ls.n_skipped = (int64_t)skipped;
     memset(out, 0, sizeof *out);
     out->epoch = epoch;
     out->loss = r.epoch_clips ? loss_sum / (double)r.epoch_clips : NAN;

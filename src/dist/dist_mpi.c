@@ -1,0 +1,287 @@
+/*
+ * dist_mpi.c - the ranks of a data-parallel job, on Open MPI.
+ *
+ * One st3d_dist per process wraps MPI_COMM_WORLD.  MPI runs with
+ * MPI_THREAD_FUNNELED: every MPI call comes from the thread that joined
+ * (the training loop's), including the non-blocking gradient sums, which
+ * advance whenever that thread calls st3d_dist_progress between two layers
+ * of the backward pass.  No communication thread spins beside the compute
+ * threads, which matters when ranks share a machine's cores.
+ *
+ * Errors are returned (MPI_ERRORS_RETURN), never fatal inside MPI.  A rank
+ * that dies is noticed by the launcher (mpirun stops the job and names the
+ * rank); a peer that hangs or a machine that drops out without its
+ * processes dying is caught by a watchdog thread: a collective that waits
+ * longer than timeout_s calls on_timeout and stops the job (MPI_Abort).
+ */
+#include "core/core.h"
+
+#include <mpi.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_PENDING 256
+
+struct st3d_dist {
+    st3d_dist_params p;             /* settings */
+    int rank, size;                 /* in MPI_COMM_WORLD */
+    MPI_Request pending[MAX_PENDING]; /* started non-blocking sums */
+    int n_pending;                  /* entries of pending in use */
+    st3d_dist_stats stats;          /* costs so far */
+    pthread_t watchdog;             /* the timeout's thread */
+    int watchdog_on;                /* it was started */
+    pthread_mutex_t mu;             /* guards the fields below */
+    pthread_cond_t cv;              /* wakes the watchdog to stop */
+    double busy_since;              /* when the current wait began, 0 when none */
+    const char *busy_what;          /* what it waits in */
+    int stopping;                   /* st3d_dist_free asks the watchdog to end */
+};
+
+int st3d_dist_available(void) { return 1; }
+
+/* ------------------------------------------------------------ the watchdog */
+
+static void *watchdog_main(void *arg) {
+    st3d_dist *d = arg;
+    pthread_mutex_lock(&d->mu);
+    while (!d->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+        if (d->stopping || d->busy_since == 0) continue;
+        double waited = st3d_now() - d->busy_since;
+        if (waited < d->p.timeout_s) continue;
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "rank %d of %d: no answer from the other ranks for %.0f s in %s; a rank died or "
+                 "a machine dropped out, stopping the job",
+                 d->rank, d->size, waited, d->busy_what ? d->busy_what : "a collective");
+        pthread_mutex_unlock(&d->mu);
+        if (d->p.on_timeout) d->p.on_timeout(msg, d->p.user);
+        MPI_Abort(MPI_COMM_WORLD, 3);
+        _Exit(3); /* MPI_Abort does not return; this is in case it does */
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+/* Marks the start and the end of a wait on the other ranks. */
+static void busy(st3d_dist *d, const char *what) {
+    pthread_mutex_lock(&d->mu);
+    d->busy_since = what ? st3d_now() : 0.0;
+    d->busy_what = what;
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* ------------------------------------------------------------- life cycle */
+
+/* An MPI error code as text, after what failed. */
+static int mpi_fail(st3d_dist *d, st3d_error *err, int code, const char *what) {
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(code, text, &len) != MPI_SUCCESS) snprintf(text, sizeof text, "error %d", code);
+    return st3d_fail(err, ST3D_ERR_BACKEND, "rank %d of %d: MPI %s failed: %s", d ? d->rank : -1,
+                     d ? d->size : 0, what, text);
+}
+
+st3d_dist *st3d_dist_init(const st3d_dist_params *params, st3d_error *err) {
+    int inited = 0;
+    MPI_Initialized(&inited);
+    if (inited) {
+        st3d_fail(err, ST3D_ERR_INVALID, "MPI is already initialized in this process");
+        return NULL;
+    }
+    st3d_dist *d = st3d_calloc(1, sizeof *d, err);
+    if (!d) return NULL;
+    d->p = params ? *params : st3d_dist_default_params();
+    int provided = 0;
+    int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+    if (rc != MPI_SUCCESS) {
+        st3d_fail(err, ST3D_ERR_BACKEND, "MPI_Init_thread failed (error %d)", rc);
+        free(d);
+        return NULL;
+    }
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &d->size);
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->cv, NULL);
+    if (d->p.timeout_s > 0 && pthread_create(&d->watchdog, NULL, watchdog_main, d) == 0)
+        d->watchdog_on = 1;
+    return d;
+}
+
+void st3d_dist_free(st3d_dist *d) {
+    if (!d) return;
+    if (d->watchdog_on) {
+        pthread_mutex_lock(&d->mu);
+        d->stopping = 1;
+        pthread_cond_signal(&d->cv);
+        pthread_mutex_unlock(&d->mu);
+        pthread_join(d->watchdog, NULL);
+    }
+    if (d->n_pending) st3d_dist_wait_all(d, NULL);
+    MPI_Finalize();
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->cv);
+    free(d);
+}
+
+int st3d_dist_rank(const st3d_dist *d) { return d ? d->rank : 0; }
+int st3d_dist_size(const st3d_dist *d) { return d ? d->size : 1; }
+
+void st3d_dist_abort(st3d_dist *d, int code) {
+    (void)d;
+    MPI_Abort(MPI_COMM_WORLD, code);
+}
+
+void st3d_dist_get_stats(const st3d_dist *d, st3d_dist_stats *stats) {
+    if (d) *stats = d->stats;
+    else memset(stats, 0, sizeof *stats);
+}
+
+/* ------------------------------------------------------ blocking collectives */
+
+/* MPI counts are int: sums of more elements go in pieces. */
+#define CHUNK ((int64_t)1 << 28)
+
+static int allreduce(st3d_dist *d, void *buf, int64_t n, MPI_Datatype type, size_t elem,
+                     st3d_error *err) {
+    if (!d || d->size == 1) return 0;
+    if (st3d_dist_wait_all(d, err) != 0) return -1;
+    double t0 = st3d_now();
+    busy(d, "an all-reduce");
+    int rc = MPI_SUCCESS;
+    for (int64_t at = 0; at < n && rc == MPI_SUCCESS; at += CHUNK) {
+        int64_t k = n - at < CHUNK ? n - at : CHUNK;
+        rc = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + (size_t)at * elem, (int)k, type, MPI_SUM,
+                           MPI_COMM_WORLD);
+    }
+    busy(d, NULL);
+    d->stats.blocking_seconds += st3d_now() - t0;
+    return rc == MPI_SUCCESS ? 0 : mpi_fail(d, err, rc, "all-reduce");
+}
+
+int st3d_dist_allreduce_f32(st3d_dist *d, float *buf, int64_t n, st3d_error *err) {
+    return allreduce(d, buf, n, MPI_FLOAT, sizeof(float), err);
+}
+
+int st3d_dist_allreduce_f64(st3d_dist *d, double *buf, int64_t n, st3d_error *err) {
+    return allreduce(d, buf, n, MPI_DOUBLE, sizeof(double), err);
+}
+
+int st3d_dist_broadcast(st3d_dist *d, void *buf, int64_t bytes, int root, st3d_error *err) {
+    if (!d || d->size == 1) return 0;
+    if (st3d_dist_wait_all(d, err) != 0) return -1;
+    double t0 = st3d_now();
+    busy(d, "a broadcast");
+    int rc = MPI_SUCCESS;
+    for (int64_t at = 0; at < bytes && rc == MPI_SUCCESS; at += CHUNK) {
+        int64_t k = bytes - at < CHUNK ? bytes - at : CHUNK;
+        rc = MPI_Bcast((char *)buf + at, (int)k, MPI_BYTE, root, MPI_COMM_WORLD);
+    }
+    busy(d, NULL);
+    d->stats.blocking_seconds += st3d_now() - t0;
+    return rc == MPI_SUCCESS ? 0 : mpi_fail(d, err, rc, "broadcast");
+}
+
+int st3d_dist_barrier(st3d_dist *d, st3d_error *err) {
+    if (!d || d->size == 1) return 0;
+    if (st3d_dist_wait_all(d, err) != 0) return -1;
+    busy(d, "a barrier");
+    int rc = MPI_Barrier(MPI_COMM_WORLD);
+    busy(d, NULL);
+    return rc == MPI_SUCCESS ? 0 : mpi_fail(d, err, rc, "barrier");
+}
+
+int st3d_dist_gather(st3d_dist *d, const void *buf, int64_t bytes, int root, void **out,
+                     int64_t *lens, st3d_error *err) {
+    if (out) *out = NULL;
+    if (!d || d->size == 1) {
+        if (!out || !lens) return 0;
+        if (!(*out = st3d_malloc((size_t)bytes, err))) return -1;
+        memcpy(*out, buf, (size_t)bytes);
+        lens[0] = bytes;
+        return 0;
+    }
+    if (bytes > INT32_MAX) return st3d_fail(err, ST3D_ERR_INVALID, "gather of %lld bytes: too large", (long long)bytes);
+    if (st3d_dist_wait_all(d, err) != 0) return -1;
+    int n = (int)bytes, *counts = NULL, *displs = NULL;
+    char *all = NULL;
+    int rc = -1;
+    busy(d, "a gather");
+    if (d->rank == root) {
+        counts = st3d_calloc((size_t)d->size, sizeof *counts, err);
+        displs = st3d_calloc((size_t)d->size, sizeof *displs, err);
+        if (!counts || !displs) goto out;
+    }
+    int mrc = MPI_Gather(&n, 1, MPI_INT, counts, 1, MPI_INT, root, MPI_COMM_WORLD);
+    if (mrc != MPI_SUCCESS) {
+        mpi_fail(d, err, mrc, "gather");
+        goto out;
+    }
+    int64_t total = 0;
+    if (d->rank == root) {
+        for (int r = 0; r < d->size; r++) {
+            displs[r] = (int)total;
+            total += counts[r];
+            lens[r] = counts[r];
+        }
+        if (total > INT32_MAX) {
+            st3d_fail(err, ST3D_ERR_INVALID, "gather of %lld bytes: too large", (long long)total);
+            goto out;
+        }
+        if (!(all = st3d_malloc((size_t)total, err))) goto out;
+    }
+    mrc = MPI_Gatherv(buf, n, MPI_BYTE, all, counts, displs, MPI_BYTE, root, MPI_COMM_WORLD);
+    if (mrc != MPI_SUCCESS) {
+        mpi_fail(d, err, mrc, "gather");
+        goto out;
+    }
+    if (out) *out = all, all = NULL;
+    rc = 0;
+out:
+    busy(d, NULL);
+    free(all);
+    free(counts);
+    free(displs);
+    return rc;
+}
+
+/* ------------------------------------------------- non-blocking gradient sums */
+
+int st3d_dist_allreduce_start(st3d_dist *d, float *buf, int64_t n, st3d_error *err) {
+    if (!d || d->size == 1) return 0;
+    for (int64_t at = 0; at < n; at += CHUNK) {
+        if (d->n_pending == MAX_PENDING && st3d_dist_wait_all(d, err) != 0) return -1;
+        int64_t k = n - at < CHUNK ? n - at : CHUNK;
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, buf + at, (int)k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+                                &d->pending[d->n_pending]);
+        if (rc != MPI_SUCCESS) return mpi_fail(d, err, rc, "non-blocking all-reduce");
+        d->n_pending++;
+    }
+    d->stats.n_reduced_floats += n;
+    d->stats.n_started++;
+    return 0;
+}
+
+void st3d_dist_progress(st3d_dist *d) {
+    if (!d || d->n_pending == 0) return;
+    int done = 0;
+    MPI_Testall(d->n_pending, d->pending, &done, MPI_STATUSES_IGNORE);
+    if (done) d->n_pending = 0;
+}
+
+int st3d_dist_wait_all(st3d_dist *d, st3d_error *err) {
+    if (!d || d->n_pending == 0) return 0;
+    double t0 = st3d_now();
+    busy(d, "a gradient all-reduce");
+    int rc = MPI_Waitall(d->n_pending, d->pending, MPI_STATUSES_IGNORE);
+    busy(d, NULL);
+    d->n_pending = 0;
+    d->stats.wait_seconds += st3d_now() - t0;
+    return rc == MPI_SUCCESS ? 0 : mpi_fail(d, err, rc, "wait for the gradient all-reduce");
+}
