@@ -938,6 +938,10 @@ int st3d_results_add(st3d_results *r, const st3d_dataset *ds, const st3d_video_s
                      st3d_error *err);
 /* Written atomically. */
 int st3d_results_write(const st3d_results *r, const char *path, st3d_error *err);
+/* Across ranks (each ran st3d_predict on its share): rank 0's r gets every
+ * rank's videos, in dataset order, as one process would have them; the
+ * other ranks' r is unchanged.  Every rank must call it. */
+int st3d_results_gather(st3d_results *r, st3d_dist *dist, st3d_error *err);
 
 /* Clips of a st3d_clip_stream through an eval-mode forward, batch_size
  * clips at a time (from several videos when they interleave), and every

@@ -88,9 +88,10 @@ void cli_model_usage(FILE *out);
  * launcher started the process; *out stays NULL otherwise.  timeout_s < 0
  * keeps the default.  Prints and returns 1 on error. */
 int cli_dist_join(int force, double timeout_s, int threads_given, st3d_dist **out);
-/* Leaves the job; a non-zero rc (this rank failed) stops every rank.
- * Returns rc. */
-int cli_dist_end(st3d_dist *d, int rc);
+/* Leaves the job and returns rc.  A non-zero rc stops every rank at once
+ * (this rank failed and the others would wait for it), unless every_rank
+ * says that all ranks return it (a result they agreed on). */
+int cli_dist_end(st3d_dist *d, int rc, int every_rank);
 
 /* Class names from a file: one per line, or the "labels" list of an
  * annotation JSON as the original code writes it (a path ending in .json).

@@ -15,7 +15,10 @@
  * a video that cannot be opened or decoded is named on stderr with the
  * reason and skipped; the summary counts them and the exit code is 1 when
  * any failed.  On a terminal a table of results and a progress bar (clips/s,
- * ETA); otherwise one line per video.
+ * ETA); otherwise one line per video.  Under mpirun (or with --distributed)
+ * the ranks share the shard as --shard shares the list: video i goes to
+ * rank i mod ranks; rank 0 writes OUT.json once every rank is done and
+ * prints the job's totals.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
@@ -47,6 +50,7 @@ typedef struct opts {
     const char *mean, *std;    /* --mean, --std: "R,G,B" in value-scale units, or NULL */
     const char *overlay;       /* --overlay: OUT.mp4 (one video) or a folder, or NULL */
     int shard_index, shard_count; /* --shard K/N */
+    int distributed;           /* --distributed (automatic under mpirun) */
 } opts;
 
 /* Per video of the run. */
@@ -79,6 +83,9 @@ typedef struct run {
     char **failures;            /* one line per failed video */
     double t0, last_draw;       /* start, last progress redraw */
     int tty;                    /* stderr is a terminal */
+    st3d_dist *dist;            /* the MPI job, or NULL: this rank's videos are
+                                   those of in whose index mod ranks is its rank */
+    int64_t job_failed;         /* videos failed on any rank */
 } run;
 
 static void usage(FILE *out, int features) {
@@ -120,6 +127,7 @@ static void usage(FILE *out, int features) {
             "  --decode-threads N   videos decoded at once (2)\n"
             "  --threads N          compute threads (all cores)\n"
             "  --shard K/N          only videos K, K+N, K+2N, ... of the list (0 <= K < N)\n"
+            "  --distributed        share the videos among MPI ranks (automatic under mpirun)\n"
             "  --video-root DIR     where listed relative paths are (the companion's --video_root)\n"
             "Outputs already present are skipped; exit code 1 when a video failed.\n\n");
     cli_model_usage(out);
@@ -478,6 +486,7 @@ static int parse(int argc, char **argv, opts *o, cli_model *cm, cli_inputs *in) 
                     : cli_opt_is(a, "drop-tail") ? &o->sp.drop_tail
                     : cli_opt_is(a, "no-mean-norm") ? &o->no_mean
                     : cli_opt_is(a, "no-std-norm") ? &o->no_std
+                    : cli_opt_is(a, "distributed") ? &o->distributed
                     : NULL;
         if (flag) {
             *flag = 1;
@@ -564,7 +573,9 @@ static int classify_all(run *r, st3d_model *m) {
         return cli_errorf("out of memory");
     }
     int64_t skipped = 0;
+    int rank = st3d_dist_rank(r->dist), ranks = st3d_dist_size(r->dist);
     for (int64_t i = 0; i < r->in->n; i++) {
+        if (i % ranks != rank) continue; /* another rank's */
         if (r->dir && !r->o->sp.live && done_already(r, i)) {
             skipped++;
             continue;
@@ -596,9 +607,22 @@ static int classify_all(run *r, st3d_model *m) {
     for (int64_t i = 0; i < r->in->n; i++) end_video(&r->vs[i]);
     if (r->tty) fputs("\r\033[K", stderr);
     double el = st3d_now() - r->t0;
-    fprintf(stderr, "%lld videos done, %lld failed, %lld skipped as done before; %lld clips in "
-            "%.1f s (%.1f clips/s)\n", (long long)r->n_ok, (long long)r->n_failed,
-            (long long)skipped, (long long)r->n_clips, el, el > 0 ? (double)r->n_clips / el : 0.0);
+    fprintf(stderr, "%s%lld videos done, %lld failed, %lld skipped as done before; %lld clips in "
+            "%.1f s (%.1f clips/s)\n", ranks > 1 ? "this rank: " : "", (long long)r->n_ok,
+            (long long)r->n_failed, (long long)skipped, (long long)r->n_clips, el,
+            el > 0 ? (double)r->n_clips / el : 0.0);
+    r->job_failed = r->n_failed;
+    if (ranks > 1) {
+        /* the job's totals, once every rank is done (so OUT.json can be made) */
+        double t[5] = {(double)r->n_ok, (double)r->n_failed, (double)skipped, (double)r->n_clips, rc};
+        if (st3d_dist_allreduce_f64(r->dist, t, 5, &err) != 0) return cli_error(&err);
+        if (rank == 0)
+            fprintf(stderr, "all %d ranks: %.0f videos done, %.0f failed, %.0f skipped as done before; "
+                    "%.0f clips in %.1f s (%.1f clips/s)\n", ranks, t[0], t[1], t[2], t[3], el,
+                    el > 0 ? t[3] / el : 0.0);
+        r->job_failed = (int64_t)t[1];
+        rc = t[4] > 0;
+    }
     if (r->o->sp.live && r->n_clips)
         fprintf(stderr, "latency, last frame of a clip decoded to its label: mean %.0f ms, max "
                 "%.0f ms (batch %d)\n", 1e3 * r->lat_sum / (double)r->n_clips, 1e3 * r->lat_max,
@@ -628,10 +652,12 @@ static int run_command(int argc, char **argv, int features) {
     r.in = &in;
     st3d_model *m = NULL;
     char *dir = NULL;
+    int agreed = 0; /* rc is every rank's, not this rank's failure */
     int rc = parse(argc, argv, &o, &cm, &in);
     if (rc) goto out;
     rc = 1;
     st3d_set_threads(cm.threads);
+    if (cli_dist_join(o.distributed, -1.0, cm.threads != 0, &r.dist) != 0) goto out;
     av_log_set_level(AV_LOG_QUIET); /* reasons come back as errors, once per video */
     if (normalization(&o, cm.map, &o.sp) || cli_model_open(&cm, 0, &m)) goto out;
     r.n_classes = cm.p.n_classes;
@@ -647,8 +673,9 @@ static int run_command(int argc, char **argv, int features) {
         r.dir = dir;
     }
     rc = classify_all(&r, m);
-    if (combined && write_combined(&r, o.output)) rc = 1;
-    if (!rc && r.n_failed) rc = 1;
+    agreed = 1; /* classify_all's rc and the failures are the job's */
+    if (combined && st3d_dist_rank(r.dist) == 0 && write_combined(&r, o.output)) rc = 1, agreed = 0;
+    if (!rc && r.job_failed) rc = 1;
 out:
     if (r.labels)
         for (int k = 0; k < r.n_classes; k++) free(r.labels[k]);
@@ -661,7 +688,7 @@ out:
     st3d_model_free(m);
     cli_model_end(&cm);
     cli_inputs_free(&in);
-    return rc;
+    return cli_dist_end(r.dist, rc, agreed);
 }
 
 int cmd_classify(int argc, char **argv) { return run_command(argc, argv, 0); }

@@ -10,6 +10,10 @@
  * --inference-no-average); RESULT_PATH/<subset>.json holds the top
  * --output-topk labels and scores, as inference.py writes them.  The work is
  * the library's st3d_predict; this file parses and reports.
+ *
+ * Under mpirun each rank classifies its share of the videos (every video
+ * once) and rank 0 writes the gathered results: the same file as one
+ * process writes.
  */
 #include "cli.h"
 #include "train_opts.h"
@@ -26,6 +30,7 @@ typedef struct test_state {
     int64_t clips;           /* clips so far */
     double t0, last;         /* start, last progress line */
     int tty;                 /* stderr is a terminal */
+    int quiet;               /* no progress (a rank other than 0) */
     st3d_error err;          /* a failure inside the callback */
 } test_state;
 
@@ -35,7 +40,7 @@ static int on_video(const st3d_video_scores *v, void *user) {
     s->done++;
     s->clips += v->n_clips;
     double now = st3d_now();
-    if (now - s->last >= (s->tty ? 0.2 : 10.0) || s->done == s->total) {
+    if (!s->quiet && (now - s->last >= (s->tty ? 0.2 : 10.0) || s->done == s->total)) {
         s->last = now;
         double el = now - s->t0, rate = el > 0 ? s->clips / el : 0.0;
         double eta = s->done ? el / s->done * (double)(s->total - s->done) : 0.0;
@@ -56,7 +61,13 @@ int cmd_test(int argc, char **argv) {
     st3d_loader *L = NULL;
     st3d_exec *e = NULL;
     test_state s = {.tty = isatty(2)};
+    int agreed = 0; /* rc is every rank's (not this rank's failure) */
     st3d_error err = {0};
+    if (train_opts_join(&o) != 0) {
+        train_opts_free(&o);
+        return 1;
+    }
+    int main_rank = st3d_dist_rank(o.dist) == 0;
     rc = test_opts_open(&o, &ds, &m);
     if (rc == 0) cli_model_for_inference(&o.model, m);
     if (rc != 0) goto out;
@@ -70,12 +81,16 @@ int cmd_test(int argc, char **argv) {
     lp.colorjitter = 0;
     lp.shuffle = 0;
     if (o.inference_batch_size > 0) lp.batch_size = o.inference_batch_size;
+    lp.shard_index = st3d_dist_rank(o.dist);
+    lp.shard_count = st3d_dist_size(o.dist);
+    lp.shard_no_pad = 1;
     rc = 1;
     if (!(L = st3d_loader_new(ds, &lp, &err)) || !(e = st3d_exec_new(m, &err)) ||
         !(s.results = st3d_results_new(o.output_topk, !o.inference_no_average, &err)))
         goto fail;
     s.ds = ds;
-    s.total = st3d_dataset_size(ds);
+    s.total = (st3d_dataset_size(ds) - lp.shard_index + lp.shard_count - 1) / lp.shard_count;
+    s.quiet = !main_rank;
     s.t0 = s.last = st3d_now();
     if (st3d_predict(e, m, L, on_video, &s, &err) != 0) {
         if (s.err.code != ST3D_OK) err = s.err;
@@ -86,12 +101,18 @@ int cmd_test(int argc, char **argv) {
     static const char *const names[] = {"train", "val", "test"};
     char path[4200];
     snprintf(path, sizeof path, "%s/%s.json", o.result_path, names[o.inference_subset]);
-    if (st3d_results_write(s.results, path, &err) != 0) goto fail;
     st3d_loader_stats ls;
     st3d_loader_get_stats(L, &ls);
-    printf("%s: %lld videos, %lld clips, %lld skipped\n", path, (long long)s.done, (long long)s.clips,
-           (long long)ls.n_skipped_total);
-    rc = ls.n_skipped_total ? 1 : 0;
+    double counts[3] = {(double)s.done, (double)s.clips, (double)ls.n_skipped_total};
+    if (st3d_results_gather(s.results, o.dist, &err) != 0 ||
+        st3d_dist_allreduce_f64(o.dist, counts, 3, &err) != 0)
+        goto fail;
+    if (main_rank) {
+        if (st3d_results_write(s.results, path, &err) != 0) goto fail;
+        printf("%s: %.0f videos, %.0f clips, %.0f skipped\n", path, counts[0], counts[1], counts[2]);
+    }
+    rc = counts[2] > 0 ? 1 : 0;
+    agreed = 1;
     goto out;
 fail:
     rc = cli_error(&err);
@@ -102,5 +123,5 @@ out:
     st3d_model_free(m);
     st3d_dataset_free(ds);
     train_opts_free(&o);
-    return rc;
+    return cli_dist_end(o.dist, rc, agreed);
 }

@@ -193,7 +193,7 @@ int cmd_train(int argc, char **argv) {
     st3d_model *m = NULL;
     rc = train_opts_open(&o, &train_ds, &val_ds, &m);
     if (rc == 0) rc = run(&o, m, train_ds, val_ds);
-    rc = cli_dist_end(o.dist, rc);
+    rc = cli_dist_end(o.dist, rc, 0);
     st3d_model_free(m);
     st3d_dataset_free(train_ds);
     st3d_dataset_free(val_ds);

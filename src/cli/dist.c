@@ -35,11 +35,11 @@ int cli_dist_join(int force, double timeout_s, int threads_given, st3d_dist **ou
     return 0;
 }
 
-int cli_dist_end(st3d_dist *d, int rc) {
+int cli_dist_end(st3d_dist *d, int rc, int every_rank) {
     if (!d) return rc;
     /* an error on one rank stops them all at once, rather than leaving
      * the others waiting in their next collective */
-    if (rc != 0 && st3d_dist_size(d) > 1) st3d_dist_abort(d, rc);
+    if (rc != 0 && !every_rank && st3d_dist_size(d) > 1) st3d_dist_abort(d, rc);
     st3d_dist_free(d);
     return rc;
 }

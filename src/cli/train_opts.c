@@ -346,11 +346,6 @@ int train_opts_open(train_opts *o, st3d_dataset **train_ds, st3d_dataset **val_d
             return cli_errorf("--annotation-path %s: no %s video found under --video-path %s", o->annotation_path,
                               k ? "validation" : "training", o->video_path);
     }
-    int64_t n_ann = st3d_dataset_n_classes(any);
-    if (n_ann != o->model.p.n_classes)
-        return cli_errorf("--n-classes %d: %s has %lld classes", o->model.p.n_classes, o->annotation_path,
-                          (long long)n_ann);
-    if (check_frames(o, any) != 0) return 1;
     /* the network: shaped as the checkpoint when resuming without --model */
     if (o->resume_path && !o->model.map) {
         st3d_tensor_map *map = NULL;
@@ -359,6 +354,11 @@ int train_opts_open(train_opts *o, st3d_dataset **train_ds, st3d_dataset **val_d
         st3d_tensor_map_free(map);
         if (ok != 0) return cli_errorf("--resume-path %s: %s", o->resume_path, err.msg);
     }
+    int64_t n_ann = st3d_dataset_n_classes(any);
+    if (n_ann != o->model.p.n_classes)
+        return cli_errorf("--n-classes %d: %s has %lld classes", o->model.p.n_classes, o->annotation_path,
+                          (long long)n_ann);
+    if (check_frames(o, any) != 0) return 1;
     if (o->model.threads) st3d_set_threads(o->model.threads);
     if (cli_model_open(&o->model, (uint64_t)o->seed, m) != 0) return 1;
     if (make_result_dir(o) != 0) return 1;

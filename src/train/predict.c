@@ -130,6 +130,7 @@ out:
 struct st3d_results {
     json_t *root;            /* {"results": {video_id: [...]}} */
     json_t *results;         /* the inner object (borrowed from root) */
+    json_t *samples;         /* dataset index of each entry of results, in order */
     int top_k;               /* --output_topk */
     int average;             /* 0: per clip (--inference_no_average) */
 };
@@ -139,7 +140,9 @@ st3d_results *st3d_results_new(int top_k, int average, st3d_error *err) {
     if (!r) return NULL;
     r->root = json_object();
     r->results = json_object();
-    if (!r->root || !r->results || json_object_set_new(r->root, "results", r->results) != 0) {
+    r->samples = json_array();
+    if (!r->root || !r->results || !r->samples ||
+        json_object_set_new(r->root, "results", r->results) != 0) {
         st3d_fail(err, ST3D_ERR_NOMEM, "out of memory");
         st3d_results_free(r);
         return NULL;
@@ -152,6 +155,7 @@ st3d_results *st3d_results_new(int top_k, int average, st3d_error *err) {
 void st3d_results_free(st3d_results *r) {
     if (!r) return;
     json_decref(r->root);
+    json_decref(r->samples);
     free(r);
 }
 
@@ -197,9 +201,75 @@ int st3d_results_add(st3d_results *r, const st3d_dataset *ds, const st3d_video_s
             json_array_append_new(entry, o);
         }
     }
-    if (!entry || json_object_set_new(r->results, si.video_id, entry) != 0)
+    if (!entry || json_object_set_new(r->results, si.video_id, entry) != 0 ||
+        json_array_append_new(r->samples, json_integer(v->sample)) != 0)
         return st3d_fail(err, ST3D_ERR_NOMEM, "out of memory");
     return 0;
+}
+
+/* Each rank sends [[sample, video_id, entry], ...]; root puts every entry
+ * back in dataset order, so the file is the one a single process writes. */
+int st3d_results_gather(st3d_results *r, st3d_dist *dist, st3d_error *err) {
+    if (st3d_dist_size(dist) == 1) return 0;
+    int size = st3d_dist_size(dist), rc = -1;
+    json_t *mine = json_array(), *all = json_array();
+    char *text = NULL, *got = NULL;
+    int64_t *lens = st3d_calloc((size_t)size, sizeof *lens, err);
+    const char *id;
+    json_t *entry;
+    size_t i = 0;
+    if (!mine || !all || !lens) goto out;
+    json_object_foreach(r->results, id, entry) {
+        json_array_append_new(mine, json_pack("[OsO]", json_array_get(r->samples, i++), id, entry));
+    }
+    if (!(text = json_dumps(mine, JSON_COMPACT))) {
+        st3d_fail(err, ST3D_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if (st3d_dist_gather(dist, text, (int64_t)strlen(text), 0, (void **)&got, lens, err) != 0) goto out;
+    if (st3d_dist_rank(dist) != 0) {
+        rc = 0;
+        goto out;
+    }
+    /* root: every rank's triples, sorted by dataset index */
+    int64_t at = 0;
+    for (int k = 0; k < size; k++) {
+        json_error_t je;
+        json_t *part = json_loadb(got + at, (size_t)lens[k], 0, &je);
+        at += lens[k];
+        if (!part || json_array_extend(all, part) != 0) {
+            json_decref(part);
+            st3d_fail(err, ST3D_ERR_FORMAT, "results from rank %d do not parse: %s", k, je.text);
+            goto out;
+        }
+        json_decref(part);
+    }
+    size_t n = json_array_size(all);
+    json_t **sorted = st3d_calloc(n ? n : 1, sizeof *sorted, err);
+    if (!sorted) goto out;
+    for (i = 0; i < n; i++) sorted[i] = json_array_get(all, i);
+    for (i = 1; i < n; i++) /* insertion sort: the parts arrive nearly in order */
+        for (size_t j = i; j > 0 && json_integer_value(json_array_get(sorted[j - 1], 0)) >
+                                        json_integer_value(json_array_get(sorted[j], 0)); j--) {
+            json_t *t = sorted[j];
+            sorted[j] = sorted[j - 1], sorted[j - 1] = t;
+        }
+    json_object_clear(r->results);
+    json_array_clear(r->samples);
+    for (i = 0; i < n; i++) {
+        json_object_set(r->results, json_string_value(json_array_get(sorted[i], 1)),
+                        json_array_get(sorted[i], 2));
+        json_array_append(r->samples, json_array_get(sorted[i], 0));
+    }
+    free(sorted);
+    rc = 0;
+out:
+    json_decref(mine);
+    json_decref(all);
+    free(text);
+    free(got);
+    free(lens);
+    return rc;
 }
 
 static int write_json(FILE *f, void *user, st3d_error *err) {

@@ -15,7 +15,8 @@
   bit-identical weights after every step.
 --part equiv
   with --sync-bn, 2 ranks x B clips equal 1 rank x 2B after 10 steps
-  (1e-4 relative).
+  (1e-4 relative); validation (val.log) and `st3d test` (its JSON, byte
+  for byte) split over 2 ranks give what one process gives.
 --part resume
   equiv, and a 2-rank run stopped after epoch 1 and resumed on 1 rank (2B
   clips) ends with the weights of the uninterrupted 2-rank run.
@@ -23,7 +24,10 @@
   a rank killed with SIGKILL mid-epoch: the job ends within 60 s with a
   message naming the rank and a non-zero exit; every checkpoint on disk is
   complete; the last one resumes on 1 rank and the run completes.
-Usage: test_ddp.py --st3d ST3D --part torch|equiv|resume|fault
+--part classify
+  st3d classify and st3d features under mpirun -np 2 share the videos and
+  write what one process writes, byte for byte; failures count job-wide.
+Usage: test_ddp.py --st3d ST3D --part torch|equiv|resume|fault|classify
 """
 import argparse
 import json
@@ -61,7 +65,7 @@ def mpirun(n, st3d, *args, check_rc=True):
     cmd = ["mpirun", "-np", str(n), "--bind-to", "none", st3d] + list(args)
     r = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
     if check_rc and r.returncode != 0:
-        print(r.stdout[-3000:], r.stderr[-3000:])
+        print(r.stdout[-3000:], r.stderr[:3000])
         raise SystemExit(f"failed ({r.returncode}): {' '.join(cmd)}")
     return r
 
@@ -263,7 +267,57 @@ def part_equiv(s, tmp):
     la, lb = batch_losses(two), batch_losses(one)
     print("  losses rank 0 (2 ranks):", " ".join(f"{x:.4f}" for x in la))
     print("  losses (1 rank):        ", " ".join(f"{x:.4f}" for x in lb))
+    # validation and st3d test split across ranks give one process's numbers
+    ck = os.path.join(two, "save_2.safetensors")
+    for ranks in (1, 2):
+        res = os.path.join(tmp, f"val{ranks}")
+        mpirun(ranks, s.st3d, "train", *s.data(2), "--resume-path", ck, "--result-path", res,
+               "--no-train", "--n-epochs", "3", "--n-val-samples", "3", "--threads", "1")
+        mpirun(ranks, s.st3d, "test", *s.data(2), "--resume-path", ck, "--result-path", res,
+               "--inference-subset", "val", "--inference-stride", "4", "--threads", "1")
+    v1, v2 = (open(os.path.join(tmp, f"val{r}", "val.log")).read() for r in (1, 2))
+    print("  val.log, 1 rank:", v1.split("\n")[1], " 2 ranks:", v2.split("\n")[1])
+    r1 = [float(x) for x in v1.split("\n")[1].split("\t")]
+    r2 = [float(x) for x in v2.split("\n")[1].split("\t")]
+    check(max(abs(x - y) for x, y in zip(r1, r2)) <= 1e-9 * max(1.0, abs(r1[1])),
+          "validation on 2 ranks: val.log's loss and accuracy equal one process's")
+    j1, j2 = (open(os.path.join(tmp, f"val{r}", "val.json"), "rb").read() for r in (1, 2))
+    check(len(json.loads(j1)["results"]) == 4, "st3d test: 4 videos in val.json")
+    check(j1 == j2, "st3d test on 2 ranks: val.json byte for byte one process's")
     return a
+
+
+def part_classify(s, tmp):
+    """st3d classify / features under mpirun: the ranks share the videos
+    (every one once) and the outputs equal one process's byte for byte; a
+    file that is not a video fails on whichever rank has it, is counted in
+    the job's totals, and every rank exits 1."""
+    vids = sorted(os.path.join(s.videos, d, f) for d in os.listdir(s.videos)
+                  for f in os.listdir(os.path.join(s.videos, d)))[:7]
+    bad = os.path.join(tmp, "not_a_video.mp4")
+    with open(bad, "wb") as f:
+        f.write(b"this is not a video" * 100)
+    lst = os.path.join(tmp, "list.txt")
+    with open(lst, "w") as f:
+        f.write("\n".join(vids[:3] + [bad] + vids[3:]) + "\n")
+    common = ["--weights", s.w0, "--sample-duration", "8", "--stride", "4", "--sample-size", "32",
+              "--batch-size", "3", "--threads", "1"]
+    outs = {}
+    for ranks in (1, 2):
+        o = os.path.join(tmp, f"cls{ranks}")
+        r1 = mpirun(ranks, s.st3d, "classify", *common, "--output", o + ".json", lst, check_rc=False)
+        r2 = mpirun(ranks, s.st3d, "features", *common, "--output", o + "_feat", lst, check_rc=False)
+        check(r1.returncode != 0 and r2.returncode != 0, f"{ranks} rank(s): exit non-zero (a bad file)")
+        if ranks == 2:
+            check("all 2 ranks: 7 videos done, 1 failed" in r1.stderr, "2 ranks: the job's totals: 7 done, 1 failed")
+            check("not_a_video.mp4" in r1.stderr, "the bad file is named")
+        feats = {}
+        for f in sorted(os.listdir(o + "_feat")):
+            feats[f] = open(os.path.join(o + "_feat", f), "rb").read()
+        outs[ranks] = (open(o + ".json", "rb").read(), feats)
+    check(outs[1][0] == outs[2][0], "classify OUT.json: 2 ranks = 1 process, byte for byte")
+    check(len(outs[1][1]) == 14 and outs[1][1] == outs[2][1],
+          f"features: {len(outs[2][1])} files, 2 ranks = 1 process, byte for byte")
 
 
 def part_resume(s, tmp):
@@ -360,7 +414,7 @@ def kill_rank(s, tmp, sig):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--st3d", required=True)
-    ap.add_argument("--part", required=True, choices=["torch", "equiv", "resume", "fault"])
+    ap.add_argument("--part", required=True, choices=["torch", "equiv", "resume", "fault", "classify"])
     a = ap.parse_args()
     if not shutil.which("mpirun"):
         print("mpirun not found (apt-get install openmpi-bin)")
@@ -368,7 +422,8 @@ def main():
     tmp = tempfile.mkdtemp()
     try:
         s = Setup(a.st3d, tmp)
-        {"torch": part_torch, "equiv": part_equiv, "resume": part_resume, "fault": part_fault}[a.part](s, tmp)
+        {"torch": part_torch, "equiv": part_equiv, "resume": part_resume, "fault": part_fault,
+         "classify": part_classify}[a.part](s, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{PASSES[0]} passed, {len(FAILS)} failed")
