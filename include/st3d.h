@@ -750,10 +750,11 @@ int st3d_dist_barrier(st3d_dist *d, st3d_error *err);
  * rank after rank (free()), and lens[rank] each length (size entries). */
 int st3d_dist_gather(st3d_dist *d, const void *buf, int64_t bytes, int root, void **out,
                      int64_t *lens, st3d_error *err);
-/* Non-blocking sums for overlapping communication with computation: start
- * returns at once (MPI_Iallreduce, in place); progress lets the started ones
- * advance (call it often); wait_all finishes every started one.  buf must
- * stay untouched until then. */
+/* Sums that overlap computation: start queues an in-place sum of buf and
+ * returns at once (a communication thread runs the queued sums in order);
+ * wait_all waits for every queued one.  buf must stay untouched until then.
+ * progress is a hint that the caller is between two pieces of work (a
+ * no-op with the communication thread). */
 int st3d_dist_allreduce_start(st3d_dist *d, float *buf, int64_t n, st3d_error *err);
 void st3d_dist_progress(st3d_dist *d);
 int st3d_dist_wait_all(st3d_dist *d, st3d_error *err);

@@ -97,6 +97,19 @@ static void print_skips(st3d_loader *L) {
     while (L && st3d_loader_pop_message(L, msg, sizeof msg)) fprintf(stderr, "\nst3d: warning: %s\n", msg);
 }
 
+/* What the gradient all-reduce cost this run, per training step. */
+static void print_comm(st3d_dist *d, int64_t steps) {
+    st3d_dist_stats ds;
+    st3d_dist_get_stats(d, &ds);
+    if (steps <= 0 || ds.n_started == 0) return;
+    double mib = (double)ds.n_reduced_floats * sizeof(float) / 1048576.0 / (double)steps;
+    int p = st3d_dist_size(d);
+    fprintf(stderr, "all-reduce per step: %.1f MiB of gradients in %.1f buckets, %.1f MiB sent per rank "
+            "(ring: 2(p-1)/p of it); waiting after the backward %.1f ms; other collectives %.1f ms\n",
+            mib, (double)ds.n_started / (double)steps, 2.0 * (p - 1) / p * mib,
+            1e3 * ds.wait_seconds / (double)steps, 1e3 * ds.blocking_seconds / (double)steps);
+}
+
 /* Logs and checkpoints of an epoch, and the run's loop (main.py's main_worker). */
 static int run(train_opts *o, st3d_model *m, st3d_dataset *train_ds, st3d_dataset *val_ds) {
     st3d_error err = {0};
@@ -129,6 +142,7 @@ static int run(train_opts *o, st3d_model *m, st3d_dataset *train_ds, st3d_datase
     if (st3d_dist_size(o->dist) > 1 && main_rank)
         fprintf(stderr, "training on %d ranks, %d clips per rank and step%s\n", st3d_dist_size(o->dist),
                 o->loader.batch_size, tp.sync_bn ? ", batch-norm statistics over all ranks" : "");
+    int64_t it0 = st3d_trainer_iteration(t); /* steps before this run (resumed) */
     if (train_l && main_rank) {
         snprintf(path, sizeof path, "%s/train.log", o->result_path);
         if (!(train_log = st3d_logger_open(path, tcols, 4, begin, &err))) goto out_err;
@@ -149,6 +163,11 @@ static int run(train_opts *o, st3d_model *m, st3d_dataset *train_ds, st3d_datase
             double row[4] = {(double)epoch, tr.loss, tr.acc, tr.lr};
             static const int ints[4] = {1, 0, 0, 0};
             if (train_log && st3d_logger_log(train_log, row, ints, &err) != 0) goto out_err;
+            if (main_rank)
+                fprintf(stderr, "epoch %lld: %lld clips on %d rank%s in %.1f s, %.2f clips/s\n",
+                        (long long)epoch, (long long)tr.clips, st3d_dist_size(o->dist),
+                        st3d_dist_size(o->dist) > 1 ? "s" : "", tr.seconds,
+                        tr.seconds > 0 ? (double)tr.clips / tr.seconds : 0.0);
         }
         if (val_l) {
             if (st3d_trainer_val_epoch(t, val_l, epoch, &vr, &err) != 0) goto out_err;
@@ -169,6 +188,7 @@ static int run(train_opts *o, st3d_model *m, st3d_dataset *train_ds, st3d_datase
             }
         }
     }
+    if (main_rank && st3d_dist_size(o->dist) > 1 && train_l) print_comm(o->dist, st3d_trainer_iteration(t) - it0);
     rc = 0;
     goto out;
 out_err:

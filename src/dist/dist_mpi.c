@@ -1,12 +1,23 @@
 /*
  * dist_mpi.c - the ranks of a data-parallel job, on Open MPI.
  *
- * One st3d_dist per process wraps MPI_COMM_WORLD.  MPI runs with
- * MPI_THREAD_FUNNELED: every MPI call comes from the thread that joined
- * (the training loop's), including the non-blocking gradient sums, which
- * advance whenever that thread calls st3d_dist_progress between two layers
- * of the backward pass.  No communication thread spins beside the compute
- * threads, which matters when ranks share a machine's cores.
+ * One st3d_dist per process wraps MPI_COMM_WORLD.  The gradient sums that
+ * overlap the backward pass run on a communication thread of their own:
+ * allreduce_start queues a bucket and returns, the thread sums the queued
+ * buckets one after the other with MPI's blocking MPI_Allreduce (its tuned
+ * algorithms: measured here 2.4x faster on 126 MiB than MPI_Iallreduce,
+ * whose schedule only advances when the caller polls), and wait_all waits
+ * for the queue to empty.  The caller's own collectives first wait for the
+ * queue to empty, so that two threads never call MPI at once
+ * (MPI_THREAD_SERIALIZED is all this needs).
+ *
+ * MPI's blocking calls spin while they wait for the other ranks, which
+ * takes a core from a rank still computing when ranks share a machine
+ * (2 ranks x 1 thread on 2 cores: the faster rank's spin slowed the slower
+ * one, and measured waits grew tenfold).  So every collective first waits
+ * for all ranks to arrive in a non-blocking barrier polled every 50 us
+ * with a sleep in between, and only then runs: the spin is left to the
+ * transfer itself.
  *
  * Errors are returned (MPI_ERRORS_RETURN), never fatal inside MPI.  A rank
  * that dies is noticed by the launcher (mpirun stops the job and names the
@@ -14,6 +25,7 @@
  * processes dying is caught by a watchdog thread: a collective that waits
  * longer than timeout_s calls on_timeout and stops the job (MPI_Abort).
  */
+#define _POSIX_C_SOURCE 200809L
 #include "core/core.h"
 
 #include <mpi.h>
@@ -22,14 +34,28 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_PENDING 256
+#define MAX_PENDING 1024
+
+/* A queued in-place sum. */
+typedef struct job {
+    float *buf;
+    int64_t n;
+} job;
 
 struct st3d_dist {
     st3d_dist_params p;             /* settings */
     int rank, size;                 /* in MPI_COMM_WORLD */
-    MPI_Request pending[MAX_PENDING]; /* started non-blocking sums */
-    int n_pending;                  /* entries of pending in use */
     st3d_dist_stats stats;          /* costs so far */
+    /* the communication thread and its queue (guarded by qmu) */
+    pthread_t comm;                 /* sums queued buckets */
+    int comm_on;                    /* it was started */
+    pthread_mutex_t qmu;
+    pthread_cond_t q_cv;            /* a job was queued, or stop */
+    pthread_cond_t done_cv;         /* a job was done */
+    job queue[MAX_PENDING];         /* ring of jobs */
+    int64_t queued, done;           /* jobs ever queued / done */
+    int comm_rc;                    /* first MPI error of a job (MPI_SUCCESS: none) */
+    int comm_stop;                  /* st3d_dist_free asks the thread to end */
     pthread_t watchdog;             /* the timeout's thread */
     int watchdog_on;                /* it was started */
     pthread_mutex_t mu;             /* guards the fields below */
@@ -76,6 +102,46 @@ static void busy(st3d_dist *d, const char *what) {
     pthread_mutex_unlock(&d->mu);
 }
 
+/* ------------------------------------------------- the communication thread */
+
+/* MPI counts are int: sums of more elements go in pieces. */
+#define CHUNK ((int64_t)1 << 28)
+
+/* Sleeps until every rank has reached this point (see above); returns an
+ * MPI error code. */
+static int await_peers(void) {
+    MPI_Request req;
+    int rc = MPI_Ibarrier(MPI_COMM_WORLD, &req), flag = 0;
+    while (rc == MPI_SUCCESS && !(rc = MPI_Test(&req, &flag, MPI_STATUS_IGNORE)) && !flag) {
+        struct timespec ts = {0, 50000};
+        nanosleep(&ts, NULL);
+    }
+    return rc;
+}
+
+static void *comm_main(void *arg) {
+    st3d_dist *d = arg;
+    pthread_mutex_lock(&d->qmu);
+    for (;;) {
+        while (d->done == d->queued && !d->comm_stop) pthread_cond_wait(&d->q_cv, &d->qmu);
+        if (d->done == d->queued) break; /* stopping, nothing left */
+        job j = d->queue[d->done % MAX_PENDING];
+        int failed = d->comm_rc != MPI_SUCCESS;
+        pthread_mutex_unlock(&d->qmu);
+        int rc = failed ? MPI_SUCCESS : await_peers();
+        for (int64_t at = 0; at < j.n && rc == MPI_SUCCESS && !failed; at += CHUNK) {
+            int64_t k = j.n - at < CHUNK ? j.n - at : CHUNK;
+            rc = MPI_Allreduce(MPI_IN_PLACE, j.buf + at, (int)k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        }
+        pthread_mutex_lock(&d->qmu);
+        if (rc != MPI_SUCCESS && d->comm_rc == MPI_SUCCESS) d->comm_rc = rc;
+        d->done++;
+        pthread_cond_broadcast(&d->done_cv);
+    }
+    pthread_mutex_unlock(&d->qmu);
+    return NULL;
+}
+
 /* ------------------------------------------------------------- life cycle */
 
 /* An MPI error code as text, after what failed. */
@@ -98,9 +164,16 @@ st3d_dist *st3d_dist_init(const st3d_dist_params *params, st3d_error *err) {
     if (!d) return NULL;
     d->p = params ? *params : st3d_dist_default_params();
     int provided = 0;
-    int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+    int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);
     if (rc != MPI_SUCCESS) {
         st3d_fail(err, ST3D_ERR_BACKEND, "MPI_Init_thread failed (error %d)", rc);
+        free(d);
+        return NULL;
+    }
+    if (provided < MPI_THREAD_SERIALIZED) {
+        st3d_fail(err, ST3D_ERR_BACKEND, "this MPI does not allow calls from a second thread "
+                  "(MPI_THREAD_SERIALIZED), which the gradient all-reduce needs");
+        MPI_Finalize();
         free(d);
         return NULL;
     }
@@ -109,6 +182,16 @@ st3d_dist *st3d_dist_init(const st3d_dist_params *params, st3d_error *err) {
     MPI_Comm_size(MPI_COMM_WORLD, &d->size);
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
+    pthread_mutex_init(&d->qmu, NULL);
+    pthread_cond_init(&d->q_cv, NULL);
+    pthread_cond_init(&d->done_cv, NULL);
+    d->comm_rc = MPI_SUCCESS;
+    if (pthread_create(&d->comm, NULL, comm_main, d) != 0) {
+        st3d_fail(err, ST3D_ERR_BACKEND, "cannot start the communication thread");
+        st3d_dist_free(d);
+        return NULL;
+    }
+    d->comm_on = 1;
     if (d->p.timeout_s > 0 && pthread_create(&d->watchdog, NULL, watchdog_main, d) == 0)
         d->watchdog_on = 1;
     return d;
@@ -123,10 +206,19 @@ void st3d_dist_free(st3d_dist *d) {
         pthread_mutex_unlock(&d->mu);
         pthread_join(d->watchdog, NULL);
     }
-    if (d->n_pending) st3d_dist_wait_all(d, NULL);
+    if (d->comm_on) {
+        pthread_mutex_lock(&d->qmu);
+        d->comm_stop = 1;
+        pthread_cond_signal(&d->q_cv);
+        pthread_mutex_unlock(&d->qmu);
+        pthread_join(d->comm, NULL);
+    }
     MPI_Finalize();
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
+    pthread_mutex_destroy(&d->qmu);
+    pthread_cond_destroy(&d->q_cv);
+    pthread_cond_destroy(&d->done_cv);
     free(d);
 }
 
@@ -145,16 +237,13 @@ void st3d_dist_get_stats(const st3d_dist *d, st3d_dist_stats *stats) {
 
 /* ------------------------------------------------------ blocking collectives */
 
-/* MPI counts are int: sums of more elements go in pieces. */
-#define CHUNK ((int64_t)1 << 28)
-
 static int allreduce(st3d_dist *d, void *buf, int64_t n, MPI_Datatype type, size_t elem,
                      st3d_error *err) {
     if (!d || d->size == 1) return 0;
     if (st3d_dist_wait_all(d, err) != 0) return -1;
     double t0 = st3d_now();
     busy(d, "an all-reduce");
-    int rc = MPI_SUCCESS;
+    int rc = await_peers();
     for (int64_t at = 0; at < n && rc == MPI_SUCCESS; at += CHUNK) {
         int64_t k = n - at < CHUNK ? n - at : CHUNK;
         rc = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + (size_t)at * elem, (int)k, type, MPI_SUM,
@@ -178,7 +267,7 @@ int st3d_dist_broadcast(st3d_dist *d, void *buf, int64_t bytes, int root, st3d_e
     if (st3d_dist_wait_all(d, err) != 0) return -1;
     double t0 = st3d_now();
     busy(d, "a broadcast");
-    int rc = MPI_SUCCESS;
+    int rc = await_peers();
     for (int64_t at = 0; at < bytes && rc == MPI_SUCCESS; at += CHUNK) {
         int64_t k = bytes - at < CHUNK ? bytes - at : CHUNK;
         rc = MPI_Bcast((char *)buf + at, (int)k, MPI_BYTE, root, MPI_COMM_WORLD);
@@ -251,37 +340,40 @@ out:
     return rc;
 }
 
-/* ------------------------------------------------- non-blocking gradient sums */
+/* ------------------------------------------------- overlapped gradient sums */
 
 int st3d_dist_allreduce_start(st3d_dist *d, float *buf, int64_t n, st3d_error *err) {
     if (!d || d->size == 1) return 0;
-    for (int64_t at = 0; at < n; at += CHUNK) {
-        if (d->n_pending == MAX_PENDING && st3d_dist_wait_all(d, err) != 0) return -1;
-        int64_t k = n - at < CHUNK ? n - at : CHUNK;
-        int rc = MPI_Iallreduce(MPI_IN_PLACE, buf + at, (int)k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
-                                &d->pending[d->n_pending]);
-        if (rc != MPI_SUCCESS) return mpi_fail(d, err, rc, "non-blocking all-reduce");
-        d->n_pending++;
-    }
+    pthread_mutex_lock(&d->qmu);
+    while (d->queued - d->done == MAX_PENDING) pthread_cond_wait(&d->done_cv, &d->qmu);
+    d->queue[d->queued % MAX_PENDING] = (job){buf, n};
+    d->queued++;
+    pthread_cond_signal(&d->q_cv);
+    pthread_mutex_unlock(&d->qmu);
     d->stats.n_reduced_floats += n;
     d->stats.n_started++;
+    (void)err;
     return 0;
 }
 
-void st3d_dist_progress(st3d_dist *d) {
-    if (!d || d->n_pending == 0) return;
-    int done = 0;
-    MPI_Testall(d->n_pending, d->pending, &done, MPI_STATUSES_IGNORE);
-    if (done) d->n_pending = 0;
-}
+void st3d_dist_progress(st3d_dist *d) { (void)d; /* the thread makes progress by itself */ }
 
 int st3d_dist_wait_all(st3d_dist *d, st3d_error *err) {
-    if (!d || d->n_pending == 0) return 0;
+    if (!d || d->size == 1) return 0;
+    pthread_mutex_lock(&d->qmu);
+    if (d->done == d->queued && d->comm_rc == MPI_SUCCESS) {
+        pthread_mutex_unlock(&d->qmu);
+        return 0;
+    }
+    pthread_mutex_unlock(&d->qmu);
     double t0 = st3d_now();
     busy(d, "a gradient all-reduce");
-    int rc = MPI_Waitall(d->n_pending, d->pending, MPI_STATUSES_IGNORE);
+    pthread_mutex_lock(&d->qmu);
+    while (d->done < d->queued) pthread_cond_wait(&d->done_cv, &d->qmu);
+    int rc = d->comm_rc;
+    d->comm_rc = MPI_SUCCESS;
+    pthread_mutex_unlock(&d->qmu);
     busy(d, NULL);
-    d->n_pending = 0;
     d->stats.wait_seconds += st3d_now() - t0;
-    return rc == MPI_SUCCESS ? 0 : mpi_fail(d, err, rc, "wait for the gradient all-reduce");
+    return rc == MPI_SUCCESS ? 0 : mpi_fail(d, err, rc, "gradient all-reduce");
 }

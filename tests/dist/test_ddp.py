@@ -50,6 +50,11 @@ FAILS = []
 PASSES = [0]
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
            OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_btl_vader_single_copy_mechanism="none")
+if os.environ.get("ST3D_SANITIZE"):
+    # Open MPI's plug-ins (dlopened, then unloaded: their frames have no
+    # module left to name in a suppression) leave allocations behind at
+    # MPI_Finalize; LeakSanitizer stays on for every other test
+    ENV["ASAN_OPTIONS"] = ENV.get("ASAN_OPTIONS", "").replace("detect_leaks=1", "detect_leaks=0")
 
 
 def check(cond, what):
