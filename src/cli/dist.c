@@ -26,7 +26,9 @@ int cli_dist_join(int force, double timeout_s, int threads_given, st3d_dist **ou
     if (timeout_s >= 0) p.timeout_s = timeout_s;
     p.on_timeout = on_timeout;
     st3d_error err = {0};
-    if (!(*out = st3d_dist_init(&p, &err))) return cli_errorf("--distributed: %s", err.msg);
+    if (!(*out = st3d_dist_init(&p, &err)))
+        return cli_errorf("%s: %s", force ? "--distributed" : "started by an MPI launcher (mpirun, srun)",
+                          err.msg);
     const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
     if (!local) local = getenv("SLURM_NTASKS_PER_NODE");
     long per_node = local ? strtol(local, NULL, 10) : 1, cores = sysconf(_SC_NPROCESSORS_ONLN);
