@@ -6,9 +6,15 @@
  * 256-bit (AVX2) fused multiply-adds on registers only, long enough for the
  * clock to settle, and the best of 5 timed rounds is printed as
  *   PEAK gflops=<all threads> per_thread=<one thread> isa=<avx512|avx2>
- * 12 chains hide the FMA latency (4 cycles) on two FMA pipes.  A nominal
- * "cores x FMA units x lanes x clock" guess needs the turbo clock, which a
- * virtual machine does not show; measuring gives the clock actually reached.
+ * 12 chains hide the FMA latency (4 cycles) on two FMA pipes.  Each chain
+ * starts from its own value: started from one value, the compiler proved
+ * the 12 chains equal and kept one FMA per iteration (seen in the
+ * disassembly), and the peak came out 12x too high.  A test counts the FMA
+ * instructions of the compiled loops (engine_fma_peak_loop, with objdump),
+ * and the program prints the FLOPs per cycle
+ * at the clock /proc/cpuinfo shows, next to the most 2 FMA units can do
+ * (2 x lanes x 2): a figure above it means a fault, or a turbo clock above
+ * the one shown (a virtual machine shows the nominal one).
  *
  *   fma_peak [threads]
  */
@@ -44,8 +50,10 @@ static double now(void)
 __attribute__((target("avx512f"))) static float run_avx512(float seed)
 {
     const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-    __m512 x0 = _mm512_set1_ps(seed), x1 = x0, x2 = x0, x3 = x0, x4 = x0, x5 = x0,
-           x6 = x0, x7 = x0, x8 = x0, x9 = x0, x10 = x0, x11 = x0;
+    __m512 x0 = _mm512_set1_ps(seed), x1 = _mm512_set1_ps(seed + 1), x2 = _mm512_set1_ps(seed + 2),
+           x3 = _mm512_set1_ps(seed + 3), x4 = _mm512_set1_ps(seed + 4), x5 = _mm512_set1_ps(seed + 5),
+           x6 = _mm512_set1_ps(seed + 6), x7 = _mm512_set1_ps(seed + 7), x8 = _mm512_set1_ps(seed + 8),
+           x9 = _mm512_set1_ps(seed + 9), x10 = _mm512_set1_ps(seed + 10), x11 = _mm512_set1_ps(seed + 11);
     for (long i = 0; i < ITERS; i++) {
         FMA12(_mm512_fmadd_ps);
     }
@@ -56,8 +64,10 @@ __attribute__((target("avx512f"))) static float run_avx512(float seed)
 __attribute__((target("avx2,fma"))) static float run_avx2(float seed)
 {
     const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-    __m256 x0 = _mm256_set1_ps(seed), x1 = x0, x2 = x0, x3 = x0, x4 = x0, x5 = x0,
-           x6 = x0, x7 = x0, x8 = x0, x9 = x0, x10 = x0, x11 = x0;
+    __m256 x0 = _mm256_set1_ps(seed), x1 = _mm256_set1_ps(seed + 1), x2 = _mm256_set1_ps(seed + 2),
+           x3 = _mm256_set1_ps(seed + 3), x4 = _mm256_set1_ps(seed + 4), x5 = _mm256_set1_ps(seed + 5),
+           x6 = _mm256_set1_ps(seed + 6), x7 = _mm256_set1_ps(seed + 7), x8 = _mm256_set1_ps(seed + 8),
+           x9 = _mm256_set1_ps(seed + 9), x10 = _mm256_set1_ps(seed + 10), x11 = _mm256_set1_ps(seed + 11);
     for (long i = 0; i < ITERS; i++) {
         FMA12(_mm256_fmadd_ps);
     }
@@ -103,7 +113,18 @@ int main(int argc, char **argv)
     float sink = 0;
     double one = measure(1, avx512, &sink);
     double all = measure(threads, avx512, &sink);
+    /* the clock the kernel shows (nominal in a virtual machine) */
+    double mhz = 0;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "cpu MHz : %lf", &mhz) == 1) break;
+    if (f) fclose(f);
+    int lanes = avx512 ? 16 : 8;
     printf("PEAK gflops=%.1f per_thread=%.1f threads=%d isa=%s (checksum %g)\n",
            all, one, threads, avx512 ? "avx512" : "avx2", (double)sink);
+    if (mhz > 0)
+        printf("CHECK flops_per_cycle=%.1f at %.0f MHz (one thread); 2 FMA units of %d lanes do at most %d\n",
+               one * 1e3 / mhz, mhz, lanes, 2 * lanes * 2);
     return 0;
 }
