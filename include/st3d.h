@@ -767,8 +767,14 @@ typedef struct st3d_dist_stats {
     double blocking_seconds;  /* time in the blocking collectives */
 } st3d_dist_stats;
 void st3d_dist_get_stats(const st3d_dist *d, st3d_dist_stats *stats);
-/* Stops every rank of the job (MPI_Abort) after an error on this one. */
+/* Stops every rank of the job after an error on this one (MPI_Abort, or
+ * leaving at once, which the launcher turns into stopping the job, when
+ * MPI was not granted MPI_THREAD_MULTIPLE).  Does not return. */
 void st3d_dist_abort(st3d_dist *d, int code);
+/* Changes the watchdog's limit (0: none), e.g. before the collective that
+ * ends a run whose ranks legitimately finish far apart (each classifying
+ * its own share of a corpus). */
+void st3d_dist_set_timeout(st3d_dist *d, double timeout_s);
 
 /* ================================================================ training */
 /* The original main.py's experiment loop as library calls: SGD with

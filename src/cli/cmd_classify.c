@@ -86,6 +86,7 @@ typedef struct run {
     st3d_dist *dist;            /* the MPI job, or NULL: this rank's videos are
                                    those of in whose index mod ranks is its rank */
     int64_t job_failed;         /* videos failed on any rank */
+    int agreed;                 /* every rank got the job's totals: its exit code is theirs */
 } run;
 
 static void usage(FILE *out, int features) {
@@ -613,8 +614,11 @@ static int classify_all(run *r, st3d_model *m) {
             el > 0 ? (double)r->n_clips / el : 0.0);
     r->job_failed = r->n_failed;
     if (ranks > 1) {
-        /* the job's totals, once every rank is done (so OUT.json can be made) */
+        /* the job's totals, once every rank is done (so OUT.json can be made);
+         * ranks finish their shares far apart, so no watchdog on this wait
+         * (a rank that dies is still noticed by the launcher) */
         double t[5] = {(double)r->n_ok, (double)r->n_failed, (double)skipped, (double)r->n_clips, rc};
+        st3d_dist_set_timeout(r->dist, 0);
         if (st3d_dist_allreduce_f64(r->dist, t, 5, &err) != 0) return cli_error(&err);
         if (rank == 0)
             fprintf(stderr, "all %d ranks: %.0f videos done, %.0f failed, %.0f skipped as done before; "
@@ -623,6 +627,7 @@ static int classify_all(run *r, st3d_model *m) {
         r->job_failed = (int64_t)t[1];
         rc = t[4] > 0;
     }
+    r->agreed = 1; /* every rank reached this point with these totals */
     if (r->o->sp.live && r->n_clips)
         fprintf(stderr, "latency, last frame of a clip decoded to its label: mean %.0f ms, max "
                 "%.0f ms (batch %d)\n", 1e3 * r->lat_sum / (double)r->n_clips, 1e3 * r->lat_max,
@@ -673,7 +678,7 @@ static int run_command(int argc, char **argv, int features) {
         r.dir = dir;
     }
     rc = classify_all(&r, m);
-    agreed = 1; /* classify_all's rc and the failures are the job's */
+    agreed = r.agreed; /* classify_all's rc and the failures are the job's */
     if (combined && st3d_dist_rank(r.dist) == 0 && write_combined(&r, o.output)) rc = 1, agreed = 0;
     if (!rc && r.job_failed) rc = 1;
 out:

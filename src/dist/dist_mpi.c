@@ -56,6 +56,7 @@ struct st3d_dist {
     int64_t queued, done;           /* jobs ever queued / done */
     int comm_rc;                    /* first MPI error of a job (MPI_SUCCESS: none) */
     int comm_stop;                  /* st3d_dist_free asks the thread to end */
+    int64_t dropped;                /* jobs still queued when it ended (an error left them) */
     pthread_t watchdog;             /* the timeout's thread */
     int watchdog_on;                /* it was started */
     pthread_mutex_t mu;             /* guards the fields below */
@@ -63,6 +64,8 @@ struct st3d_dist {
     double busy_since;              /* when the current wait began, 0 when none */
     const char *busy_what;          /* what it waits in */
     int stopping;                   /* st3d_dist_free asks the watchdog to end */
+    int multiple;                   /* MPI_THREAD_MULTIPLE was granted: MPI_Abort may run
+                                       while another thread is inside MPI */
 };
 
 int st3d_dist_available(void) { return 1; }
@@ -77,7 +80,7 @@ static void *watchdog_main(void *arg) {
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 1;
         pthread_cond_timedwait(&d->cv, &d->mu, &ts);
-        if (d->stopping || d->busy_since == 0) continue;
+        if (d->stopping || d->busy_since == 0 || d->p.timeout_s <= 0) continue;
         double waited = st3d_now() - d->busy_since;
         if (waited < d->p.timeout_s) continue;
         char msg[256];
@@ -87,8 +90,7 @@ static void *watchdog_main(void *arg) {
                  d->rank, d->size, waited, d->busy_what ? d->busy_what : "a collective");
         pthread_mutex_unlock(&d->mu);
         if (d->p.on_timeout) d->p.on_timeout(msg, d->p.user);
-        MPI_Abort(MPI_COMM_WORLD, 3);
-        _Exit(3); /* MPI_Abort does not return; this is in case it does */
+        st3d_dist_abort(d, 3);
     }
     pthread_mutex_unlock(&d->mu);
     return NULL;
@@ -124,7 +126,12 @@ static void *comm_main(void *arg) {
     pthread_mutex_lock(&d->qmu);
     for (;;) {
         while (d->done == d->queued && !d->comm_stop) pthread_cond_wait(&d->q_cv, &d->qmu);
-        if (d->done == d->queued) break; /* stopping, nothing left */
+        if (d->comm_stop) { /* st3d_dist_free: sums still queued were given up */
+            d->dropped = d->queued - d->done;
+            d->done = d->queued;
+            pthread_cond_broadcast(&d->done_cv);
+            break;
+        }
         job j = d->queue[d->done % MAX_PENDING];
         int failed = d->comm_rc != MPI_SUCCESS;
         pthread_mutex_unlock(&d->qmu);
@@ -164,7 +171,9 @@ st3d_dist *st3d_dist_init(const st3d_dist_params *params, st3d_error *err) {
     if (!d) return NULL;
     d->p = params ? *params : st3d_dist_default_params();
     int provided = 0;
-    int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);
+    /* MULTIPLE when the library has it (an abort may then come from any
+     * thread while another is inside MPI); SERIALIZED is what the queue needs */
+    int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided);
     if (rc != MPI_SUCCESS) {
         st3d_fail(err, ST3D_ERR_BACKEND, "MPI_Init_thread failed (error %d)", rc);
         free(d);
@@ -177,6 +186,7 @@ st3d_dist *st3d_dist_init(const st3d_dist_params *params, st3d_error *err) {
         free(d);
         return NULL;
     }
+    d->multiple = provided >= MPI_THREAD_MULTIPLE;
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &d->size);
@@ -199,6 +209,17 @@ st3d_dist *st3d_dist_init(const st3d_dist_params *params, st3d_error *err) {
 
 void st3d_dist_free(st3d_dist *d) {
     if (!d) return;
+    /* the communication thread first, the watchdog still on guard: a sum in
+     * flight whose peers are gone is caught by it */
+    if (d->comm_on) {
+        busy(d, "the last gradient all-reduce");
+        pthread_mutex_lock(&d->qmu);
+        d->comm_stop = 1;
+        pthread_cond_signal(&d->q_cv);
+        pthread_mutex_unlock(&d->qmu);
+        pthread_join(d->comm, NULL);
+        busy(d, NULL);
+    }
     if (d->watchdog_on) {
         pthread_mutex_lock(&d->mu);
         d->stopping = 1;
@@ -206,13 +227,9 @@ void st3d_dist_free(st3d_dist *d) {
         pthread_mutex_unlock(&d->mu);
         pthread_join(d->watchdog, NULL);
     }
-    if (d->comm_on) {
-        pthread_mutex_lock(&d->qmu);
-        d->comm_stop = 1;
-        pthread_cond_signal(&d->q_cv);
-        pthread_mutex_unlock(&d->qmu);
-        pthread_join(d->comm, NULL);
-    }
+    /* sums left queued (an error cut a step short) will never be matched:
+     * MPI_Finalize could wait for them forever */
+    if (d->dropped) st3d_dist_abort(d, 1);
     MPI_Finalize();
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
@@ -226,8 +243,19 @@ int st3d_dist_rank(const st3d_dist *d) { return d ? d->rank : 0; }
 int st3d_dist_size(const st3d_dist *d) { return d ? d->size : 1; }
 
 void st3d_dist_abort(st3d_dist *d, int code) {
-    (void)d;
-    MPI_Abort(MPI_COMM_WORLD, code);
+    /* without MPI_THREAD_MULTIPLE, MPI_Abort must not run while another
+     * thread is inside MPI: leaving at once is as good, since the launcher
+     * stops the job when a rank exits without MPI_Finalize */
+    if (d && d->multiple) MPI_Abort(MPI_COMM_WORLD, code);
+    fflush(NULL);
+    _Exit(code ? code : 1);
+}
+
+void st3d_dist_set_timeout(st3d_dist *d, double timeout_s) {
+    if (!d) return;
+    pthread_mutex_lock(&d->mu);
+    d->p.timeout_s = timeout_s;
+    pthread_mutex_unlock(&d->mu);
 }
 
 void st3d_dist_get_stats(const st3d_dist *d, st3d_dist_stats *stats) {

@@ -69,6 +69,8 @@ void st3d_dist_get_stats(const st3d_dist *d, st3d_dist_stats *stats) {
     memset(stats, 0, sizeof *stats);
 }
 
+void st3d_dist_set_timeout(st3d_dist *d, double timeout_s) { (void)d, (void)timeout_s; }
+
 void st3d_dist_abort(st3d_dist *d, int code) {
     (void)d;
     exit(code);

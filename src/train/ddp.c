@@ -9,8 +9,11 @@
  * backward pass completes them), the first of about 1 MiB, the others of
  * bucket_cap_mb (25 MiB).  During the backward, the exec's grad-ready hook
  * counts each finished gradient; a bucket whose gradients are all done is
- * divided by the number of ranks and handed to a non-blocking all-reduce
- * (sum) at once, so its communication overlaps the rest of the backward.
+ * divided by the number of ranks and handed to the communication thread's
+ * all-reduce (sum), so its communication overlaps the rest of the backward.
+ * Buckets go out strictly in index order (a complete bucket waits for the
+ * ones before it), as DDP's reducer: every rank must start the same sums
+ * in the same order, whatever order its hooks fire in.
  * After the backward, the step waits for the buckets still in flight.
  * Frozen parameters (fine-tuning) are in no bucket.
  *
@@ -40,6 +43,7 @@ struct ddp {
     bucket *buckets;    /* in the order they complete (high offsets first) */
     int n_buckets;
     int overlap;        /* 0: one all-reduce after the backward */
+    int next;           /* the first bucket not started this step */
     float scale;        /* 1 / ranks */
     int failed;         /* a start failed inside the hook (reported at the end) */
     st3d_error hook_err;/* its reason */
@@ -104,9 +108,17 @@ void ddp_grad_ready(int64_t first, int64_t count, void *user) {
         bucket *b = &d->buckets[i];
         if (first < b->lo || first >= b->hi) continue;
         b->ready += count;
-        if (b->ready >= b->hi - b->lo && !b->started && start_bucket(d, b, &d->hook_err) != 0)
+        break;
+    }
+    /* every complete bucket from the next one on, in order */
+    while (d->next < d->n_buckets) {
+        bucket *b = &d->buckets[d->next];
+        if (b->ready < b->hi - b->lo) break;
+        d->next++;
+        if (start_bucket(d, b, &d->hook_err) != 0) {
             d->failed = 1;
-        return;
+            return;
+        }
     }
 }
 
@@ -130,6 +142,7 @@ int ddp_sync_params(ddp *d, st3d_error *err) {
 int ddp_begin_step(ddp *d, st3d_error *err) {
     for (int i = 0; i < d->n_buckets; i++) d->buckets[i].ready = 0, d->buckets[i].started = 0;
     d->failed = 0;
+    d->next = 0;
     if (d->steps == 0 && ddp_sync_params(d, err) != 0) return -1;
     return ddp_sync_buffers(d, err);
 }
@@ -139,9 +152,9 @@ int ddp_finish_step(ddp *d, st3d_error *err) {
         *err = d->hook_err;
         return -1;
     }
-    /* buckets the hook did not complete (or all of them, without overlap) */
-    for (int i = 0; i < d->n_buckets; i++)
-        if (!d->buckets[i].started && start_bucket(d, &d->buckets[i], err) != 0) return -1;
+    /* buckets the hook did not start (all of them, without overlap), in order */
+    for (; d->next < d->n_buckets; d->next++)
+        if (start_bucket(d, &d->buckets[d->next], err) != 0) return -1;
     if (st3d_dist_wait_all(d->dist, err) != 0) return -1;
     d->steps++;
     return 0;
