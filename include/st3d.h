@@ -752,11 +752,8 @@ int st3d_dist_gather(st3d_dist *d, const void *buf, int64_t bytes, int root, voi
                      int64_t *lens, st3d_error *err);
 /* Sums that overlap computation: start queues an in-place sum of buf and
  * returns at once (a communication thread runs the queued sums in order);
- * wait_all waits for every queued one.  buf must stay untouched until then.
- * progress is a hint that the caller is between two pieces of work (a
- * no-op with the communication thread). */
+ * wait_all waits for every queued one.  buf must stay untouched until then. */
 int st3d_dist_allreduce_start(st3d_dist *d, float *buf, int64_t n, st3d_error *err);
-void st3d_dist_progress(st3d_dist *d);
 int st3d_dist_wait_all(st3d_dist *d, st3d_error *err);
 
 /* What this rank's collectives cost so far. */

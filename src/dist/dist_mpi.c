@@ -109,6 +109,17 @@ static void busy(st3d_dist *d, const char *what) {
 /* MPI counts are int: sums of more elements go in pieces. */
 #define CHUNK ((int64_t)1 << 28)
 
+/* MPI_Allreduce in place (sum) of n elements of elem bytes, CHUNK at a time. */
+static int sum_in_pieces(void *buf, int64_t n, MPI_Datatype type, size_t elem) {
+    int rc = MPI_SUCCESS;
+    for (int64_t at = 0; at < n && rc == MPI_SUCCESS; at += CHUNK) {
+        int64_t k = n - at < CHUNK ? n - at : CHUNK;
+        rc = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + (size_t)at * elem, (int)k, type, MPI_SUM,
+                           MPI_COMM_WORLD);
+    }
+    return rc;
+}
+
 /* Sleeps until every rank has reached this point (see above); returns an
  * MPI error code. */
 static int await_peers(void) {
@@ -136,10 +147,7 @@ static void *comm_main(void *arg) {
         int failed = d->comm_rc != MPI_SUCCESS;
         pthread_mutex_unlock(&d->qmu);
         int rc = failed ? MPI_SUCCESS : await_peers();
-        for (int64_t at = 0; at < j.n && rc == MPI_SUCCESS && !failed; at += CHUNK) {
-            int64_t k = j.n - at < CHUNK ? j.n - at : CHUNK;
-            rc = MPI_Allreduce(MPI_IN_PLACE, j.buf + at, (int)k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-        }
+        if (rc == MPI_SUCCESS && !failed) rc = sum_in_pieces(j.buf, j.n, MPI_FLOAT, sizeof(float));
         pthread_mutex_lock(&d->qmu);
         if (rc != MPI_SUCCESS && d->comm_rc == MPI_SUCCESS) d->comm_rc = rc;
         d->done++;
@@ -272,11 +280,7 @@ static int allreduce(st3d_dist *d, void *buf, int64_t n, MPI_Datatype type, size
     double t0 = st3d_now();
     busy(d, "an all-reduce");
     int rc = await_peers();
-    for (int64_t at = 0; at < n && rc == MPI_SUCCESS; at += CHUNK) {
-        int64_t k = n - at < CHUNK ? n - at : CHUNK;
-        rc = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + (size_t)at * elem, (int)k, type, MPI_SUM,
-                           MPI_COMM_WORLD);
-    }
+    if (rc == MPI_SUCCESS) rc = sum_in_pieces(buf, n, type, elem);
     busy(d, NULL);
     d->stats.blocking_seconds += st3d_now() - t0;
     return rc == MPI_SUCCESS ? 0 : mpi_fail(d, err, rc, "all-reduce");
@@ -383,8 +387,6 @@ int st3d_dist_allreduce_start(st3d_dist *d, float *buf, int64_t n, st3d_error *e
     (void)err;
     return 0;
 }
-
-void st3d_dist_progress(st3d_dist *d) { (void)d; /* the thread makes progress by itself */ }
 
 int st3d_dist_wait_all(st3d_dist *d, st3d_error *err) {
     if (!d || d->size == 1) return 0;

@@ -57,8 +57,6 @@ int st3d_dist_allreduce_start(st3d_dist *d, float *buf, int64_t n, st3d_error *e
     return 0;
 }
 
-void st3d_dist_progress(st3d_dist *d) { (void)d; }
-
 int st3d_dist_wait_all(st3d_dist *d, st3d_error *err) {
     (void)d, (void)err;
     return 0;

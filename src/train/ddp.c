@@ -34,7 +34,6 @@
 typedef struct bucket {
     int64_t lo, hi;     /* floats [lo, hi) of the gradient buffer */
     int64_t ready;      /* floats of it complete in this step's backward */
-    int started;        /* its all-reduce was started this step */
 } bucket;
 
 struct ddp {
@@ -89,20 +88,16 @@ void ddp_free(ddp *d) {
     free(d);
 }
 
-int ddp_n_buckets(const ddp *d) { return d->n_buckets; }
-
 /* Scales a bucket's gradients by 1 / ranks and starts their sum. */
 static int start_bucket(ddp *d, bucket *b, st3d_error *err) {
     float *g = d->m->grads + b->lo;
     for (int64_t i = 0; i < b->hi - b->lo; i++) g[i] *= d->scale;
-    b->started = 1;
     return st3d_dist_allreduce_start(d->dist, g, b->hi - b->lo, err);
 }
 
 /* The exec's grad-ready hook: floats [first, first + count) are done. */
 void ddp_grad_ready(int64_t first, int64_t count, void *user) {
     ddp *d = user;
-    st3d_dist_progress(d->dist); /* lets the buckets in flight advance */
     if (!d->overlap || d->failed) return;
     for (int i = 0; i < d->n_buckets; i++) {
         bucket *b = &d->buckets[i];
@@ -140,7 +135,7 @@ int ddp_sync_params(ddp *d, st3d_error *err) {
 }
 
 int ddp_begin_step(ddp *d, st3d_error *err) {
-    for (int i = 0; i < d->n_buckets; i++) d->buckets[i].ready = 0, d->buckets[i].started = 0;
+    for (int i = 0; i < d->n_buckets; i++) d->buckets[i].ready = 0;
     d->failed = 0;
     d->next = 0;
     if (d->steps == 0 && ddp_sync_params(d, err) != 0) return -1;

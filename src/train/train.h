@@ -15,7 +15,6 @@ typedef struct ddp ddp;
 ddp *ddp_new(st3d_model *m, st3d_dist *dist, int64_t frozen, double bucket_cap_mb, int overlap,
              st3d_error *err);
 void ddp_free(ddp *d);
-int ddp_n_buckets(const ddp *d);
 /* Before a training step: the parameters from rank 0 on the first step,
  * the buffers (running statistics) from rank 0 on every one. */
 int ddp_begin_step(ddp *d, st3d_error *err);
