@@ -40,6 +40,12 @@ void st3d_aligned_free(void *p);
  * zeros, a file mapping reads the file again).  For buffers that are
  * written in full before they are next read. */
 void st3d_drop_pages(const void *p, size_t n);
+/* Zeroes n bytes of heap memory without making them resident: the whole
+ * pages inside are handed back (anonymous memory reads back as zeros and
+ * takes RAM only once written), the partial pages at both ends are cleared.
+ * A plan's large buffers (activation slots, kernel weights, the input) cost
+ * memory from their first write, not from the build. */
+void st3d_zero_lazily(void *p, size_t n);
 
 /* Tensor maps over a file mapping (tensor_map.c).  add_borrowed appends an
  * entry whose data is not copied: it must live as long as the map, which it

@@ -97,6 +97,18 @@ void st3d_drop_pages(const void *p, size_t n) {
     if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
 }
 
+void st3d_zero_lazily(void *p, size_t n) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)p, z = a + n;
+    uintptr_t b = (a + page - 1) / page * page, e = z / page * page;
+    if (e <= b || madvise((void *)b, e - b, MADV_DONTNEED) != 0) {
+        memset(p, 0, n); /* no whole page inside, or madvise refused */
+        return;
+    }
+    memset(p, 0, b - a);
+    memset((void *)e, 0, z - e);
+}
+
 int64_t st3d_mul_checked(int64_t a, int64_t b) {
     if (a < 0 || b < 0) return -1;
     if (a != 0 && b > INT64_MAX / a) return -1;

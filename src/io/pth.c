@@ -58,7 +58,12 @@ static int build_map(const char *path, const pk_obj *root, const char *format,
 
 int st3d_pth_read_src(st3d_src *s, st3d_tensor_map **out, st3d_error *err) {
     *out = NULL;
-    return pth_read_with(s, build_map, out, err);
+    if (pth_read_with(s, build_map, out, err) != 0) return -1;
+    if (s->mapping) { /* tensors read in place point into it: the map keeps it */
+        st3d_tensor_map_adopt_mapping(*out, s->mapping, (size_t)s->size);
+        s->mapping = NULL;
+    }
+    return 0;
 }
 
 int st3d_pth_read(const char *path, st3d_tensor_map **out, st3d_error *err) {

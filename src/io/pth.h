@@ -37,6 +37,9 @@ typedef struct pth_loader {
      * checked against what the file really holds before allocating. */
     int (*load)(void *user, const pk_obj *st, unsigned char **data, st3d_error *err);
     void *user; /* the format reader's state */
+    /* Optional: the storage's bytes inside the file mapping (which the map
+     * then adopts), when they can be used in place; NULL to load instead. */
+    const unsigned char *(*borrow)(void *user, const pk_obj *st);
 } pth_loader;
 
 /* What to make of an unpickled checkpoint: called once by a container

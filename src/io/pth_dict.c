@@ -34,6 +34,7 @@ typedef struct pth_group {
     const pk_obj *st;      /* first reference seen (key, dtype, numel) */
     unsigned char *data;   /* loaded bytes, or NULL while not needed yet */
     size_t uses;           /* items still to be copied from it */
+    int borrowed;          /* 1: data points into the file mapping (not freed) */
 } pth_group;
 
 static int all_tensors(const pk_obj *d) {
@@ -208,7 +209,15 @@ static int add_item(const char *path, const pth_item *it, pth_group *g, const pt
     st3d_dtype dt = t->storage->u.storage.dtype;
     size_t esize = st3d_dtype_size(dt);
     if (check_view(path, it, &base, &count, &contig, err) != 0) return -1;
-    if (count > 0 && !g->data && ld->load(ld->user, g->st, &g->data, err) != 0) return -1;
+    if (count > 0 && !g->data) {
+        const unsigned char *at = ld->borrow ? ld->borrow(ld->user, g->st) : NULL;
+        if (at) {
+            g->data = (unsigned char *)at; /* read only */
+            g->borrowed = 1;
+        } else if (ld->load(ld->user, g->st, &g->data, err) != 0) {
+            return -1;
+        }
+    }
     const unsigned char *src = count > 0 ? g->data + (size_t)base * esize : NULL;
     unsigned char *tmp = NULL;
     if (count > 0 && !contig) {
@@ -221,11 +230,14 @@ static int add_item(const char *path, const pth_item *it, pth_group *g, const pt
         src = tmp;
     }
     static const unsigned char empty[8];
-    int rc = st3d_tensor_map_add(map, it->name, dt, t->ndim, t->shape, src ? src : empty, err);
+    /* a contiguous view of a storage read in place points into the file */
+    int rc = g->borrowed && !tmp && src
+                 ? st3d_tensor_map_add_borrowed(map, it->name, dt, t->ndim, t->shape, src, err)
+                 : st3d_tensor_map_add(map, it->name, dt, t->ndim, t->shape, src ? src : empty, err);
     free(tmp);
     if (rc != 0) st3d_fail_prefix(err, path);
     if (--g->uses == 0) {
-        free(g->data);
+        if (!g->borrowed) free(g->data);
         g->data = NULL;
     }
     return rc;
@@ -237,9 +249,9 @@ int pth_add_tensor(const char *path, const char *name, const pk_obj *tensor,
         return st3d_fail(err, ST3D_ERR_FORMAT, "%s: '%s' is a %s, not a tensor", path, name,
                          pk_type_name(tensor));
     pth_item it = {name, tensor->u.tensor, 0};
-    pth_group g = {tensor->u.tensor->storage, NULL, 1};
+    pth_group g = {tensor->u.tensor->storage, NULL, 1, 0};
     int rc = add_item(path, &it, &g, ld, map, err);
-    free(g.data); /* left there when add_item failed */
+    if (!g.borrowed) free(g.data); /* left there when add_item failed */
     return rc;
 }
 
@@ -284,7 +296,8 @@ int pth_build_map(const char *path, const pk_obj *root, const char *format,
     map = NULL;
     rc = 0;
 done:
-    for (int64_t g = 0; g < ng; g++) free(groups[g].data);
+    for (int64_t g = 0; g < ng; g++)
+        if (!groups[g].borrowed) free(groups[g].data);
     free(groups);
     free(items);
     st3d_tensor_map_free(map);

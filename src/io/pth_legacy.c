@@ -221,7 +221,7 @@ int pth_read_legacy(st3d_src *s, pth_consume_fn fn, void *user, st3d_error *err)
     free(buf); /* the tree lives in the arena; the pickle bytes are not needed */
     if (rc == 0) rc = index_storages(s, pc, &lp, &lr, err);
     if (rc == 0) {
-        pth_loader ld = {load_storage, &lr};
+        pth_loader ld = {load_storage, &lr, NULL}; /* the legacy format is read by copying */
         rc = fn(s->name, lp.root, "pth-legacy", &ld, user, err);
     }
     free(lr.recs);

@@ -13,6 +13,7 @@
  * pickle, can make us allocate much more than the data actually present.
  */
 #include "io/pth.h"
+#include "io/pth_zip_map.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@ typedef struct zip_reader {
     const char *path;  /* the checkpoint, for messages */
     zip_t *za;         /* the open archive */
     char prefix[256];  /* top-level folder, without the slash */
+    zip_map_src *ms;   /* the source over the file mapping, NULL when not mapped */
 } zip_reader;
 
 /* Reads record idx, which must hold exactly `expect` bytes (or, when expect
@@ -94,24 +96,47 @@ static int read_record(zip_reader *z, zip_uint64_t idx, int64_t expect, uint64_t
     return 0;
 }
 
-static int load_storage(void *user, const pk_obj *st, unsigned char **data, st3d_error *err) {
-    zip_reader *z = user;
+/* The record of storage st: its index and its size in bytes. */
+static int storage_record(zip_reader *z, const pk_obj *st, zip_uint64_t *idx, int64_t *nbytes,
+                          st3d_error *err) {
     const char *key = st->u.storage.key;
     char name[512];
     if (strlen(key) > 128)
         return st3d_fail(err, ST3D_ERR_FORMAT, "%s: storage key '%.40s...' is too long", z->path,
                          key);
     snprintf(name, sizeof name, "%s/data/%s", z->prefix, key);
-    zip_int64_t idx = zip_name_locate(z->za, name, ZIP_FL_ENC_RAW);
-    if (idx < 0)
+    zip_int64_t i = zip_name_locate(z->za, name, ZIP_FL_ENC_RAW);
+    if (i < 0)
         return st3d_fail(err, ST3D_ERR_FORMAT, "%s: storage record '%s' is missing", z->path,
                          name);
-    int64_t nbytes = st3d_mul_checked(st->u.storage.numel,
-                                      (int64_t)st3d_dtype_size(st->u.storage.dtype));
-    if (nbytes < 0)
+    *idx = (zip_uint64_t)i;
+    *nbytes = st3d_mul_checked(st->u.storage.numel, (int64_t)st3d_dtype_size(st->u.storage.dtype));
+    if (*nbytes < 0)
         return st3d_fail(err, ST3D_ERR_FORMAT, "%s: storage '%s' size overflows", z->path, key);
+    return 0;
+}
+
+static int load_storage(void *user, const pk_obj *st, unsigned char **data, st3d_error *err) {
+    zip_reader *z = user;
+    zip_uint64_t idx = 0;
+    int64_t nbytes = 0;
     size_t len;
-    return read_record(z, (zip_uint64_t)idx, nbytes, 0, data, &len, err);
+    if (storage_record(z, st, &idx, &nbytes, err) != 0) return -1;
+    return read_record(z, idx, nbytes, 0, data, &len, err);
+}
+
+/* The storage's bytes in the file mapping, when they can be read in place
+ * (pth_zip_map.c), else NULL. */
+static const unsigned char *borrow_storage(void *user, const pk_obj *st) {
+    zip_reader *z = user;
+    zip_uint64_t idx = 0;
+    int64_t nbytes = 0;
+    zip_stat_t zs;
+    if (!z->ms || storage_record(z, st, &idx, &nbytes, NULL) != 0) return NULL;
+    if (zip_stat_index(z->za, idx, ZIP_FL_ENC_RAW, &zs) != 0 || !(zs.valid & ZIP_STAT_SIZE) ||
+        zs.size != (uint64_t)nbytes)
+        return NULL;
+    return zip_map_src_locate(z->ms, z->za, idx);
 }
 
 /* Finds the one "<prefix>/data.pkl" record. */
@@ -162,7 +187,15 @@ int pth_read_zip(st3d_src *s, pth_consume_fn fn, void *user, st3d_error *err) {
     z.path = s->name;
     zip_error_t ze;
     zip_error_init(&ze);
-    if (s->mem) {
+    zip_map_src ms;
+    if (s->mapping) { /* a mapped file: storages may be read in place */
+        zip_source_t *zs = zip_map_src_create(&ms, s->mem, s->size, &ze);
+        if (zs) {
+            z.za = zip_open_from_source(zs, ZIP_RDONLY | ZIP_CHECKCONS, &ze);
+            if (!z.za) zip_source_free(zs);
+        }
+        z.ms = &ms;
+    } else if (s->mem) {
         zip_source_t *zs = zip_source_buffer_create(s->mem, s->size, 0, &ze);
         if (zs) {
             z.za = zip_open_from_source(zs, ZIP_RDONLY | ZIP_CHECKCONS, &ze);
@@ -177,6 +210,7 @@ int pth_read_zip(st3d_src *s, pth_consume_fn fn, void *user, st3d_error *err) {
         st3d_fail(err, ST3D_ERR_FORMAT, "%s: not a readable zip archive (truncated or corrupt?): %s", s->name,
                   zip_error_strerror(&ze));
         zip_error_fini(&ze);
+        if (z.ms) zip_map_src_fini(z.ms);
         return -1;
     }
     zip_error_fini(&ze);
@@ -195,11 +229,12 @@ int pth_read_zip(st3d_src *s, pth_consume_fn fn, void *user, st3d_error *err) {
                   s->name, pkl_len - used);
         goto done;
     }
-    pth_loader ld = {load_storage, &z};
+    pth_loader ld = {load_storage, &z, borrow_storage};
     rc = fn(s->name, root, "pth-zip", &ld, user, err);
 done:
     pk_free(pc);
     free(pkl);
     zip_discard(z.za);
+    if (z.ms) zip_map_src_fini(z.ms);
     return rc;
 }

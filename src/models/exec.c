@@ -139,7 +139,10 @@ int st3d_exec_forward(st3d_exec *e, const float *x, const int64_t shape[5], floa
         p->prepared = 1;
         p->version = m->version;
     }
-    memcpy(tensor_ptr(&p->input), x, md_bytes(&p->input.md));
+    if (p->input_borrowed) /* read only by convolutions: no copy */
+        dnnl_memory_set_data_handle(p->input.mem, (void *)x);
+    else
+        memcpy(tensor_ptr(&p->input), x, md_bytes(&p->input.md));
     if (prog_run(&p->fwd, e->stream, err) != 0) return -1;
     if (logits) memcpy(logits, tensor_ptr(&p->logits), md_bytes(&p->logits.md));
     if (features) memcpy(features, tensor_ptr(&p->features), md_bytes(&p->features.md));

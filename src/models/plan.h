@@ -37,6 +37,8 @@ typedef struct plan {
     uint64_t version;    /* model version the prepare program last ran for */
     int prepared;        /* prepare ran at least once */
     size_t act_bytes;    /* bytes of activation slots (inference) */
+    int input_borrowed;  /* inference: only convolutions read the input, so the caller's
+                            buffer is bound to `input` at each run instead of copied */
     uint8_t *prep_only;  /* inference, per node: 1 when a conv's weights in the model are
                             read by prepare only (its kernel reads a folded or reordered
                             copy); NULL for training plans */

@@ -396,10 +396,16 @@ plan *plan_build_infer(st3d_model *m, dnnl_engine_t eng, const int64_t shape[5],
             if (deps[d] >= 0) last_use[deps[d]] = pos;
     }
 
-    /* the input: a plain buffer of its own */
+    /* the input: a plain buffer of its own, or, when only convolutions read
+     * it (they never write their source), the caller's array itself */
     dnnl_memory_desc_t in_md;
     md_plain(&in_md, 5, shape);
-    if (bld_tensor(&b, &in_md, &p->input) != 0) goto out;
+    p->input_borrowed = 1;
+    for (int i = 1; i < nn; i++)
+        if ((m->nodes[i].in0 == 0 || m->nodes[i].in1 == 0) && m->nodes[i].kind != NODE_CONV)
+            p->input_borrowed = 0;
+    if (p->input_borrowed ? bld_view(&b, &in_md, NULL, &p->input) : bld_tensor(&b, &in_md, &p->input))
+        goto out;
     val[0] = p->input;
     for (int i = 0; i < nn; i++) slot_of[i] = -1;
 

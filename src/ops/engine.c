@@ -35,7 +35,7 @@ static int track_buffer(resources *r, void *p, st3d_error *err) {
 void *bld_alloc(builder *b, size_t bytes) {
     void *p = st3d_aligned_alloc(bytes, b->err);
     if (!p) return NULL;
-    memset(p, 0, bytes);
+    st3d_zero_lazily(p, bytes);
     if (track_buffer(b->res, p, b->err) != 0) {
         st3d_aligned_free(p);
         return NULL;

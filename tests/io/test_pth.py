@@ -345,6 +345,11 @@ def test_hostile():
     p = make_zip("crafted.pth", [("archive/data.pkl", good_pkl), ("archive/data/0", raw6)])
     compare(p, collections.OrderedDict(w=torch.arange(6.0).reshape(2, 3)))
     seed("crafted.pth", p)
+    # storages deflated (torch.save stores them; a re-zipped copy may not):
+    # read through libzip instead of in place from the mapped file
+    p = make_zip("deflated.pth", [("archive/data.pkl", good_pkl), ("archive/data/0", raw6)],
+                 compress=zipfile.ZIP_DEFLATED)
+    compare(p, collections.OrderedDict(w=torch.arange(6.0).reshape(2, 3)))
     p = make_legacy("crafted_legacy.pth",
                     P_dict([("w", P_tensor("0", 6, 0, (2, 3), (3, 1), legacy=True))]),
                     [("0", 6, raw6)])
