@@ -139,10 +139,17 @@ int st3d_exec_forward(st3d_exec *e, const float *x, const int64_t shape[5], floa
         p->prepared = 1;
         p->version = m->version;
     }
-    if (p->input_borrowed) /* read only by convolutions: no copy */
-        dnnl_memory_set_data_handle(p->input.mem, (void *)x);
-    else
-        memcpy(tensor_ptr(&p->input), x, md_bytes(&p->input.md));
+    /* the head clip by clip (plan_infer.c), then the rest on the batch */
+    size_t clip = md_bytes(&p->input.md) / sizeof(float); /* the whole batch without a head */
+    for (int64_t i = 0; i < (p->head_runs ? p->head_runs : 1); i++) {
+        const float *xi = x + (size_t)i * clip;
+        if (p->input_borrowed) /* read only by convolutions: no copy */
+            dnnl_memory_set_data_handle(p->input.mem, (void *)xi);
+        else
+            memcpy(tensor_ptr(&p->input), xi, md_bytes(&p->input.md));
+        p->head_index = i;
+        if (p->head_runs && prog_run(&p->head, e->stream, err) != 0) return -1;
+    }
     if (prog_run(&p->fwd, e->stream, err) != 0) return -1;
     if (logits) memcpy(logits, tensor_ptr(&p->logits), md_bytes(&p->logits.md));
     if (features) memcpy(features, tensor_ptr(&p->features), md_bytes(&p->features.md));

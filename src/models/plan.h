@@ -28,9 +28,13 @@ typedef struct plan {
     int64_t shape[5];    /* N, C, D, H, W it was built for */
     resources res;       /* owns every buffer, memory object and primitive */
     program prepare;     /* parameter-dependent setup */
-    program fwd;         /* forward */
+    program head;        /* inference: the first layers for one clip, run once per clip
+                            (empty when the whole batch runs at once; plan_infer.c) */
+    int64_t head_runs;   /* clips that go through `head` one by one (0: no head) */
+    int64_t head_index;  /* the clip `head` is running (read by its last step) */
+    program fwd;         /* forward (after the head, if any) */
     program bwd;         /* backward (training) */
-    tensor input;        /* N x C x D x H x W plain */
+    tensor input;        /* N x C x D x H x W plain (1 x ... with a head) */
     tensor logits;       /* N x n_classes plain */
     tensor features;     /* N x feature_dim plain */
     tensor dlogits;      /* training: d loss / d logits, plain */

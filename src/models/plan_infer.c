@@ -236,7 +236,8 @@ static int dropout_passes_through(const st3d_model *m, int i) {
 }
 
 /* Builds one group; its output tensor goes to val[g->tail]. */
-static int build_group(st3d_model *m, builder *b, plan *p, const group *g, tensor *val) {
+static int build_group(st3d_model *m, builder *b, plan *p, program *prog, const group *g,
+                       tensor *val) {
     const node *h = &m->nodes[g->head];
     tensor *in = h->in0 >= 0 ? &val[h->in0] : NULL;
     switch (h->kind) {
@@ -265,7 +266,7 @@ static int build_group(st3d_model *m, builder *b, plan *p, const group *g, tenso
         conv_fuse fuse = {.sum = g->add >= 0, .relu = g->relu >= 0};
         conv_op *op = bld_blob(b, sizeof *op);
         if (!op) return -1;
-        if (conv_build_forward(b, &p->prepare, &p->fwd, &h->conv, in, w, bias, &fuse,
+        if (conv_build_forward(b, &p->prepare, prog, &h->conv, in, w, bias, &fuse,
                                g->add >= 0 ? &val[g->residual] : NULL, 0, op) != 0)
             return -1;
         p->prep_only[g->head] = op->wt.data != w_model; /* folded or reordered */
@@ -291,39 +292,39 @@ static int build_group(st3d_model *m, builder *b, plan *p, const group *g, tenso
     case NODE_BN: {
         bn_params bp = plan_bn_params(m, h);
         bn_op *op = bld_blob(b, sizeof *op);
-        if (!op || bn_build_forward(b, &p->fwd, in, &bp, 0, g->relu >= 0, op) != 0) return -1;
+        if (!op || bn_build_forward(b, prog, in, &bp, 0, g->relu >= 0, op) != 0) return -1;
         val[g->tail] = op->dst;
         return 0;
     }
     case NODE_RELU: {
         relu_op op;
-        if (relu_build_forward(b, &p->fwd, in, 0, &op) != 0) return -1;
+        if (relu_build_forward(b, prog, in, 0, &op) != 0) return -1;
         val[g->tail] = op.dst;
         return 0;
     }
     case NODE_POOL: {
         pool_op op;
-        if (pool_build_forward(b, &p->fwd, in, &h->pool, 0, &op) != 0) return -1;
+        if (pool_build_forward(b, prog, in, &h->pool, 0, &op) != 0) return -1;
         val[g->tail] = op.dst;
         return 0;
     }
     case NODE_SHORTCUT_A: {
         shortcut_a_op op;
-        if (shortcut_a_build_forward(b, &p->fwd, in, h->channels, h->stride, &op) != 0) return -1;
+        if (shortcut_a_build_forward(b, prog, in, h->channels, h->stride, &op) != 0) return -1;
         val[g->tail] = op.dst;
         return 0;
     }
     case NODE_ADD: {
         tensor bb, out;
-        if (op_to_layout(b, &p->fwd, &val[h->in1], &in->md, &bb) != 0 ||
-            bld_act(b, &in->md, &out) != 0 || op_add(b, &p->fwd, in, &bb, &out) != 0)
+        if (op_to_layout(b, prog, &val[h->in1], &in->md, &bb) != 0 ||
+            bld_act(b, &in->md, &out) != 0 || op_add(b, prog, in, &bb, &out) != 0)
             return -1;
         val[g->tail] = out;
         return 0;
     }
     case NODE_CONCAT: {
         tensor srcs[2] = {*in, val[h->in1]};
-        return concat_build_forward(b, &p->fwd, srcs, 2, &val[g->tail]);
+        return concat_build_forward(b, prog, srcs, 2, &val[g->tail]);
     }
     case NODE_DROPOUT:
         /* the identity at inference: the input's buffer is handed on (the
@@ -332,19 +333,19 @@ static int build_group(st3d_model *m, builder *b, plan *p, const group *g, tenso
             val[g->tail] = *in;
             return 0;
         }
-        return bld_act(b, &in->md, &val[g->tail]) || op_reorder(b, &p->fwd, in, &val[g->tail]);
+        return bld_act(b, &in->md, &val[g->tail]) || op_reorder(b, prog, in, &val[g->tail]);
     case NODE_FLATTEN:
-        if (op_flatten(b, &p->fwd, in, &val[g->tail]) != 0) return -1;
+        if (op_flatten(b, prog, in, &val[g->tail]) != 0) return -1;
         return 0;
     case NODE_GAP: {
         gap_op op;
-        if (gap_build_forward(b, &p->fwd, in, 0, &op) != 0) return -1;
+        if (gap_build_forward(b, prog, in, 0, &op) != 0) return -1;
         val[g->tail] = op.flat;
         return 0;
     }
     case NODE_FC: {
         linear_op op;
-        if (linear_build_forward(b, &p->fwd, in, h->channels, m->params + h->w, m->params + h->b, 0,
+        if (linear_build_forward(b, prog, in, h->channels, m->params + h->w, m->params + h->b, 0,
                                  &op) != 0)
             return -1;
         val[g->tail] = op.dst;
@@ -356,103 +357,242 @@ static int build_group(st3d_model *m, builder *b, plan *p, const group *g, tenso
     }
 }
 
+/* ------------------------------------------------------------ build */
+
+/* What building an inference plan works on (one build at a time). */
+typedef struct infer_build {
+    st3d_model *m;   /* the network */
+    builder b;       /* its builder, over the plan's resources and the slots */
+    plan *p;         /* the plan being built */
+    slots sl;        /* activation slots */
+    group *gs;       /* fused groups */
+    int *order;      /* schedule: group indices */
+    int no;          /* groups scheduled */
+    int *last_use;   /* per value (node id): schedule position of its last reader, -1 */
+    int *slot_of;    /* per value: its slot while it lives, -1 */
+    tensor *val;     /* per value: its tensor */
+    int64_t *dims;   /* per node: C, D, H, W of its output for one clip */
+} infer_build;
+
+/* Builds the group at schedule position pos into program prog and keeps the
+ * slot books: its output takes a slot, its inputs give theirs back after
+ * their last use. */
+static int build_position(infer_build *ib, int pos, program *prog) {
+    st3d_model *m = ib->m;
+    const group *g = &ib->gs[ib->order[pos]];
+    tensor *val = ib->val;
+    int *slot_of = ib->slot_of;
+    if (m->nodes[g->head].kind == NODE_INPUT) return 0;
+    if (g->residual >= 0 && ib->last_use[g->residual] != pos) {
+        /* the shortcut is still needed later: sum into a copy */
+        tensor copy;
+        if (bld_act(&ib->b, &val[g->residual].md, &copy) != 0 ||
+            op_reorder(&ib->b, prog, &val[g->residual], &copy) != 0)
+            return -1;
+        val[g->residual] = copy;
+    }
+    ib->sl.last = -1;
+    if (build_group(m, &ib->b, ib->p, prog, g, val) != 0) return -1;
+    if (g->tail == m->features_node) ib->p->features = val[g->tail];
+    /* the group's output lives in the slot allocated last, or, for a fused
+     * sum, in the shortcut's slot */
+    slot_of[g->tail] = g->add >= 0 ? slot_of[g->residual] : ib->sl.last;
+    if (g->add >= 0) slot_of[g->residual] = -1; /* handed over, not freed */
+    if (m->nodes[g->head].kind == NODE_DROPOUT && dropout_passes_through(m, g->head)) {
+        int src = m->nodes[g->head].in0;
+        slot_of[g->tail] = slot_of[src];
+        slot_of[src] = -1;
+    }
+    const node *h = &m->nodes[g->head];
+    int deps[2] = {h->in0, h->in1};
+    for (int d = 0; d < 2; d++)
+        if (deps[d] >= 0 && deps[d] != m->features_node && ib->last_use[deps[d]] == pos &&
+            slot_of[deps[d]] >= 0) {
+            ib->sl.busy[slot_of[deps[d]]] = 0;
+            slot_of[deps[d]] = -1;
+        }
+    return 0;
+}
+
+/* ------------------------------------------------ the micro-batched head */
+
+/* A batch of N > 1 clips runs the network's high-resolution part, the
+ * head, one clip at a time: its activations then take one clip's memory, not
+ * N clips' (at 16 x 112 x 112, ResNet-50's conv1 output alone is 103 MB for
+ * 8 clips).  Each clip's head result is copied into its place in a
+ * batch-sized tensor, from which the rest of the network runs on the whole
+ * batch, where one clip would leave the kernels little parallel work.  In
+ * eval mode every layer treats clips independently (batch norm uses its
+ * running statistics), so the result is the batch's.
+ *
+ * The head ends after the last group where (a) exactly one value is live,
+ * its output (the end of a residual block, a transition), and (b) that value
+ * still has at least HEAD_MIN_VOXELS positions (D x H x W) per clip: the
+ * deepest such point has the narrowest batch tensor.  Below that (a 3D
+ * ResNet's layer3 at 16 x 112 x 112 has 2 x 7 x 7 = 98), one clip gives the
+ * kernels too little work; above it batch 1 runs as fast per clip as batch 8
+ * (bench/RESULTS.md, "Peak memory of one forward pass"). */
+#define HEAD_MIN_VOXELS 128
+
+static int head_cut(const infer_build *ib) {
+    const st3d_model *m = ib->m;
+    int n = m->n_nodes, cut = -1, convs = 0;
+    char *live = calloc((size_t)n, 1);
+    if (!live) return -1; /* no head: the plan is only larger */
+    int n_live = 1;
+    live[0] = 1; /* the input */
+    for (int pos = 0; pos < ib->no - 1; pos++) {
+        const group *g = &ib->gs[ib->order[pos]];
+        const node *h = &m->nodes[g->head];
+        if (h->kind == NODE_INPUT) continue;
+        convs += h->kind == NODE_CONV;
+        int deps[3] = {h->in0, h->in1, g->residual};
+        for (int d = 0; d < 3; d++)
+            if (deps[d] >= 0 && live[deps[d]] && ib->last_use[deps[d]] == pos) {
+                live[deps[d]] = 0;
+                n_live--;
+            }
+        if (ib->last_use[g->tail] > pos && !live[g->tail]) {
+            live[g->tail] = 1;
+            n_live++;
+        }
+        const int64_t *d = &ib->dims[4 * g->tail];
+        if (n_live == 1 && live[g->tail] && convs > 0 && g->tail != m->features_node &&
+            d[1] * d[2] * d[3] >= HEAD_MIN_VOXELS)
+            cut = pos;
+    }
+    free(live);
+    return cut;
+}
+
+/* Copies one clip's head result into its place in the batch tensor. */
+typedef struct head_out_ctx {
+    tensor one;             /* the head's result for one clip */
+    tensor batch;           /* the batch-sized tensor the rest reads */
+    size_t bytes;           /* one clip's bytes in the layout of both */
+    const int64_t *index;   /* the clip being run (plan.head_index) */
+} head_out_ctx;
+
+static void head_out_fn(const step *s) {
+    const head_out_ctx *c = s->ctx;
+    memcpy((char *)tensor_ptr(&c->batch) + (size_t)*c->index * c->bytes, tensor_ptr(&c->one),
+           c->bytes);
+}
+
+/* Ends the head at value v (one clip): a batch-sized tensor in the same
+ * layout, in a slot of its own (it fills up while the head's slots are
+ * reused clip after clip), and the copy step. */
+static int finish_head(infer_build *ib, int v, int64_t batch) {
+    plan *p = ib->p;
+    slots *sl = &ib->sl;
+    tensor one = ib->val[v];
+    dnnl_memory_desc_t md = one.md;
+    md.dims[0] = md.padded_dims[0] = batch; /* the batch is the outermost dimension */
+    size_t bytes = md_bytes(&one.md);
+    if (md_bytes(&md) != bytes * (size_t)batch)
+        return st3d_fail(ib->b.err, ST3D_ERR_BACKEND, "unexpected layout for the head's output");
+    int old_n = sl->n;
+    int *saved = st3d_malloc(sizeof(int) * ((size_t)old_n + 1), ib->b.err);
+    if (!saved) return -1;
+    memcpy(saved, sl->busy, sizeof(int) * (size_t)old_n);
+    for (int i = 0; i < old_n; i++) sl->busy[i] = 1; /* so that it takes a fresh slot */
+    tensor full;
+    int rc = bld_act(&ib->b, &md, &full);
+    for (int i = 0; i < old_n; i++) sl->busy[i] = saved[i];
+    free(saved);
+    if (rc != 0) return -1;
+    int fresh = sl->last;
+    head_out_ctx *c = bld_blob(&ib->b, sizeof *c);
+    if (!c) return -1;
+    *c = (head_out_ctx){.one = one, .batch = full, .bytes = bytes, .index = &p->head_index};
+    step s = {.fn = head_out_fn, .ctx = c, .what = "head output to its batch place"};
+    if (prog_push(&p->head, &s, ib->b.err) != 0) return -1;
+    if (ib->slot_of[v] >= 0) sl->busy[ib->slot_of[v]] = 0;
+    ib->slot_of[v] = fresh;
+    ib->val[v] = full;
+    p->head_runs = batch;
+    return 0;
+}
+
 plan *plan_build_infer(st3d_model *m, dnnl_engine_t eng, const int64_t shape[5], st3d_error *err) {
     int nn = m->n_nodes;
     plan *p = st3d_calloc(1, sizeof *p, err);
     int *n_cons = st3d_calloc((size_t)nn, sizeof(int), err);
     int *group_of = st3d_calloc((size_t)nn, sizeof(int), err);
     int *done = st3d_calloc((size_t)nn, sizeof(int), err);
-    int *order = st3d_calloc((size_t)nn, sizeof(int), err);
-    int *last_use = st3d_calloc((size_t)nn, sizeof(int), err);
-    int *slot_of = st3d_calloc((size_t)nn, sizeof(int), err);
-    group *gs = st3d_calloc((size_t)nn, sizeof(group), err);
-    tensor *val = st3d_calloc((size_t)nn, sizeof(tensor), err);
-    slots sl = {0};
-    builder b = {.eng = eng, .err = err, .new_act = slot_new_act, .act_ctx = &sl};
+    infer_build ib = {.m = m, .p = p};
+    ib.order = st3d_calloc((size_t)nn, sizeof(int), err);
+    ib.last_use = st3d_calloc((size_t)nn, sizeof(int), err);
+    ib.slot_of = st3d_calloc((size_t)nn, sizeof(int), err);
+    ib.gs = st3d_calloc((size_t)nn, sizeof(group), err);
+    ib.val = st3d_calloc((size_t)nn, sizeof(tensor), err);
+    ib.dims = st3d_calloc((size_t)nn * 4, sizeof(int64_t), err);
+    ib.b = (builder){.eng = eng, .err = err, .new_act = slot_new_act, .act_ctx = &ib.sl};
+    builder *b = &ib.b;
     int ok = 0;
-    if (!p || !n_cons || !group_of || !done || !order || !last_use || !slot_of || !gs || !val)
+    if (!p || !n_cons || !group_of || !done || !ib.order || !ib.last_use || !ib.slot_of || !ib.gs ||
+        !ib.val || !ib.dims)
         goto out;
-    b.res = &p->res;
+    if (model_infer_shapes(m, shape + 2, ib.dims, err) != 0) goto out;
+    b->res = &p->res;
     p->training = 0;
     memcpy(p->shape, shape, sizeof p->shape);
-    p->prep_only = bld_blob(&b, (size_t)nn);
+    p->prep_only = bld_blob(b, (size_t)nn);
     if (!p->prep_only) goto out;
 
     for (int i = 0; i < nn; i++) {
         if (m->nodes[i].in0 >= 0) n_cons[m->nodes[i].in0]++;
         if (m->nodes[i].in1 >= 0) n_cons[m->nodes[i].in1]++;
     }
-    int ng = 0, no = 0;
-    make_groups(m, n_cons, gs, &ng, group_of);
-    for (int gi = 0; gi < ng; gi++) schedule(m, gs, group_of, gi, done, order, &no);
+    int ng = 0;
+    make_groups(m, n_cons, ib.gs, &ng, group_of);
+    for (int gi = 0; gi < ng; gi++) schedule(m, ib.gs, group_of, gi, done, ib.order, &ib.no);
 
     /* last use of each value (by node id of the tail), in schedule positions */
-    for (int i = 0; i < nn; i++) last_use[i] = -1;
-    for (int pos = 0; pos < no; pos++) {
-        const group *g = &gs[order[pos]];
+    for (int i = 0; i < nn; i++) ib.last_use[i] = -1;
+    for (int pos = 0; pos < ib.no; pos++) {
+        const group *g = &ib.gs[ib.order[pos]];
         const node *h = &m->nodes[g->head];
         int deps[3] = {h->in0, h->in1, g->residual};
         for (int d = 0; d < 3; d++)
-            if (deps[d] >= 0) last_use[deps[d]] = pos;
+            if (deps[d] >= 0) ib.last_use[deps[d]] = pos;
     }
+    int cut = shape[0] > 1 ? head_cut(&ib) : -1;
 
-    /* the input: a plain buffer of its own, or, when only convolutions read
-     * it (they never write their source), the caller's array itself */
+    /* the input (one clip when there is a head): a plain buffer of its own,
+     * or, when only convolutions read it (they never write their source),
+     * the caller's array itself */
+    int64_t in_shape[5];
+    memcpy(in_shape, shape, sizeof in_shape);
+    if (cut >= 0) in_shape[0] = 1;
     dnnl_memory_desc_t in_md;
-    md_plain(&in_md, 5, shape);
+    md_plain(&in_md, 5, in_shape);
     p->input_borrowed = 1;
     for (int i = 1; i < nn; i++)
         if ((m->nodes[i].in0 == 0 || m->nodes[i].in1 == 0) && m->nodes[i].kind != NODE_CONV)
             p->input_borrowed = 0;
-    if (p->input_borrowed ? bld_view(&b, &in_md, NULL, &p->input) : bld_tensor(&b, &in_md, &p->input))
+    if (p->input_borrowed ? bld_view(b, &in_md, NULL, &p->input) : bld_tensor(b, &in_md, &p->input))
         goto out;
-    val[0] = p->input;
-    for (int i = 0; i < nn; i++) slot_of[i] = -1;
+    ib.val[0] = p->input;
+    for (int i = 0; i < nn; i++) ib.slot_of[i] = -1;
 
-    for (int pos = 0; pos < no; pos++) {
-        const group *g = &gs[order[pos]];
-        if (m->nodes[g->head].kind == NODE_INPUT) continue;
-        if (g->residual >= 0 && last_use[g->residual] != pos) {
-            /* the shortcut is still needed later: sum into a copy */
-            tensor copy;
-            if (bld_act(&b, &val[g->residual].md, &copy) != 0 ||
-                op_reorder(&b, &p->fwd, &val[g->residual], &copy) != 0)
-                goto out;
-            val[g->residual] = copy;
-        }
-        sl.last = -1;
-        if (build_group(m, &b, p, g, val) != 0) goto out;
-        if (g->tail == m->features_node) p->features = val[g->tail];
-        /* the group's output lives in the slot allocated last, or, for a
-         * fused sum, in the shortcut's slot */
-        slot_of[g->tail] = g->add >= 0 ? slot_of[g->residual] : sl.last;
-        if (g->add >= 0) slot_of[g->residual] = -1; /* handed over, not freed */
-        if (m->nodes[g->head].kind == NODE_DROPOUT && dropout_passes_through(m, g->head)) {
-            int src = m->nodes[g->head].in0;
-            slot_of[g->tail] = slot_of[src];
-            slot_of[src] = -1;
-        }
-        const node *h = &m->nodes[g->head];
-        int deps[2] = {h->in0, h->in1};
-        for (int d = 0; d < 2; d++)
-            if (deps[d] >= 0 && deps[d] != m->features_node && last_use[deps[d]] == pos &&
-                slot_of[deps[d]] >= 0) {
-                sl.busy[slot_of[deps[d]]] = 0;
-                slot_of[deps[d]] = -1;
-            }
+    for (int pos = 0; pos < ib.no; pos++) {
+        if (build_position(&ib, pos, pos <= cut ? &p->head : &p->fwd) != 0) goto out;
+        if (pos == cut && finish_head(&ib, ib.gs[ib.order[pos]].tail, shape[0]) != 0) goto out;
     }
-    if (bind_slots(&b, &sl, &p->act_bytes) != 0 || resources_finish(&b) != 0) goto out;
+    if (bind_slots(b, &ib.sl, &p->act_bytes) != 0 || resources_finish(b) != 0) goto out;
     ok = 1;
 out:
     free(n_cons);
     free(group_of);
     free(done);
-    free(order);
-    free(last_use);
-    free(slot_of);
-    free(gs);
-    free(val);
-    slots_free(&sl);
+    free(ib.order);
+    free(ib.last_use);
+    free(ib.slot_of);
+    free(ib.gs);
+    free(ib.val);
+    free(ib.dims);
+    slots_free(&ib.sl);
     if (!ok) {
         plan_free(p);
         return NULL;
@@ -463,6 +603,7 @@ out:
 void plan_free(plan *p) {
     if (!p) return;
     prog_free(&p->prepare);
+    prog_free(&p->head);
     prog_free(&p->fwd);
     prog_free(&p->bwd);
     resources_free(&p->res);

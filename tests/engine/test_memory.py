@@ -7,6 +7,11 @@ activation memory st3d reports (`st3d bench --mode infer`, "activation
 memory") must be the same for every depth, and at most 4x the largest single
 activation PyTorch's own forward produces (measured with forward hooks on an
 independent PyTorch model, tests/torch/ref_resnet.py).
+
+A batch runs its high-resolution layers one clip at a time (plan_infer.c,
+"the micro-batched head"): for ResNet-18, ResNet-50 and R(2+1)D-18 at
+3x16x64x64, the activation memory of a batch of 8 must stay below 3x that of
+one clip (it is 8x when every layer holds the whole batch).
 Prints 'N passed, M failed'; exits 77 when PyTorch is absent."""
 import argparse
 import os
@@ -27,10 +32,11 @@ import ref_resnet as R  # noqa: E402
 SHAPE = (1, 3, 8, 64, 64)
 
 
-def st3d_activation_mib(st3d, family, depth):
+def st3d_activation_mib(st3d, family, depth, shape=SHAPE):
     out = subprocess.run([st3d, "bench", "--model", family, "--model-depth", str(depth),
-                          "--n-classes", "10", "--batch", "1", "--sample-duration", str(SHAPE[2]),
-                          "--sample-size", str(SHAPE[3]), "--runs", "1", "--warmup", "0",
+                          "--n-classes", "10", "--batch", str(shape[0]),
+                          "--sample-duration", str(shape[2]),
+                          "--sample-size", str(shape[3]), "--runs", "1", "--warmup", "0",
                           "--threads", "2"], capture_output=True, text=True, check=True).stdout
     return float(re.search(r"activation memory: ([0-9.]+) MiB", out).group(1))
 
@@ -64,7 +70,14 @@ def main():
         failed += not ok
         print("%-10s %s MiB by depth; widest PyTorch activation %.2f MiB: %s" %
               (family, sizes, widest, "PASS" if ok else "FAIL"))
-    print("%d passed, %d failed" % (3 - failed, failed))
+    for family, depth in (("resnet", 18), ("resnet", 50), ("resnet2p1d", 18)):
+        one = st3d_activation_mib(args.st3d, family, depth, (1, 3, 16, 64, 64))
+        eight = st3d_activation_mib(args.st3d, family, depth, (8, 3, 16, 64, 64))
+        ok = eight < 3 * one
+        failed += not ok
+        print("%s-%d activation memory: batch 1 %.2f MiB, batch 8 %.2f MiB (%.2fx): %s" %
+              (family, depth, one, eight, eight / one, "PASS" if ok else "FAIL"))
+    print("%d passed, %d failed" % (6 - failed, failed))
     sys.exit(1 if failed else 0)
 
 
