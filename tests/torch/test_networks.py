@@ -188,8 +188,10 @@ CASES = [
     fam("c3d", "c3d", None, [], dict(dropout=0.0), (1, 3, 16, 112, 112), (1, 3, 16, 112, 112),
         ref="auto", train_args=["--dropout", "0"], lr=1e-4, make_input=RF.c3d_input,
         no_ties=True),
+    # (forward on 2 clips: a batch runs conv1 to conv4b one clip at a time,
+    # plan_infer.c's head, and the rest on both)
     fam("c3d-bn", "c3d", None, ["--c3d-bn"], dict(bn=True, dropout=0.0),
-        (1, 3, 16, 112, 112), (1, 3, 16, 112, 112), ref="auto", train_args=["--dropout", "0"],
+        (2, 3, 16, 112, 112), (1, 3, 16, 112, 112), ref="auto", train_args=["--dropout", "0"],
         lr=1e-4, make_input=RF.c3d_input, no_ties=True, quick=("forward",)),
 
     # ---- torchvision's video ResNets: 8x24x24 ends at 1x2x2 (mc3: 8x2x2)
