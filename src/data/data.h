@@ -115,7 +115,9 @@ typedef struct st3d_spatial_work {
     int32_t *wx, *wy;    /* fixed-point taps */
     uint8_t *tmp;        /* horizontal pass output */
     size_t tmp_cap;      /* bytes at tmp */
-    int32_t *acc;        /* vertical pass sums of one output row */
+    uint8_t *cols;       /* horizontal pass: the source columns as lines, and its output */
+    size_t cols_cap;     /* bytes at cols */
+    int32_t *acc;        /* sums of one output line */
     size_t acc_cap;      /* entries at acc */
     uint8_t *out;        /* size x size x 3 result before normalization */
     size_t out_cap;      /* bytes at out */
