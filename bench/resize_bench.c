@@ -9,6 +9,8 @@
  * bench/resize_bench.py can check it against Pillow's byte for byte and time
  * Pillow's Image.resize on the same frame, side by side.
  */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+
 #include "data/data.h"
 
 #include <stdio.h>
