@@ -90,22 +90,27 @@ void *st3d_aligned_alloc(size_t n, st3d_error *err) {
 
 void st3d_aligned_free(void *p) { free(p); }
 
-void st3d_drop_pages(const void *p, size_t n) {
+/* Madvises away the whole pages inside [p, p + n) and returns 0, or -1 when
+ * there is none or madvise refused; [*b, *e) is that span. */
+static int drop_inner_pages(const void *p, size_t n, uintptr_t *b, uintptr_t *e) {
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t b = ((uintptr_t)p + page - 1) / page * page;
-    uintptr_t e = ((uintptr_t)p + n) / page * page;
-    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
+    *b = ((uintptr_t)p + page - 1) / page * page;
+    *e = ((uintptr_t)p + n) / page * page;
+    return *e > *b && madvise((void *)*b, *e - *b, MADV_DONTNEED) == 0 ? 0 : -1;
+}
+
+void st3d_drop_pages(const void *p, size_t n) {
+    uintptr_t b, e;
+    (void)drop_inner_pages(p, n, &b, &e);
 }
 
 void st3d_zero_lazily(void *p, size_t n) {
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = (uintptr_t)p, z = a + n;
-    uintptr_t b = (a + page - 1) / page * page, e = z / page * page;
-    if (e <= b || madvise((void *)b, e - b, MADV_DONTNEED) != 0) {
+    uintptr_t b, e, z = (uintptr_t)p + n;
+    if (drop_inner_pages(p, n, &b, &e) != 0) {
         memset(p, 0, n); /* no whole page inside, or madvise refused */
         return;
     }
-    memset(p, 0, b - a);
+    memset(p, 0, b - (uintptr_t)p);
     memset((void *)e, 0, z - e);
 }
 

@@ -118,7 +118,7 @@ typedef struct st3d_spatial_work {
     uint8_t *cols;       /* horizontal pass: the source columns as lines, and its output */
     size_t cols_cap;     /* bytes at cols */
     int32_t *acc;        /* sums of one output line */
-    size_t acc_cap;      /* entries at acc */
+    size_t acc_cap;      /* bytes at acc */
     uint8_t *out;        /* size x size x 3 result before normalization */
     size_t out_cap;      /* bytes at out */
 } st3d_spatial_work;

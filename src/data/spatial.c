@@ -193,6 +193,17 @@ static inline uint8_t clip8(int v) {
     return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
+/* A work buffer of at least `need` bytes: *buf itself when its *cap bytes
+ * are enough, else a new one (the old is freed).  NULL on failure. */
+static void *grown(void *buf, size_t *cap, size_t need, st3d_error *err) {
+    if (need <= *cap) return buf;
+    void *p = st3d_malloc(need, err);
+    if (!p) return NULL;
+    free(buf);
+    *cap = need;
+    return p;
+}
+
 /* One output line from `taps` source lines of n bytes (line t at lines +
  * t * stride), weights k: Pillow's fixed-point sums, in an order that runs
  * along the line (vectorized); integer sums are Pillow's in any order. */
@@ -254,18 +265,12 @@ static int resize_rows(const uint8_t *src, size_t src_stride, int y0, int nr, in
                        st3d_spatial_work *w, st3d_error *err) {
     int xf = w->bx[2 * wx], xl = w->bx[2 * (wx + ww - 1)] + w->bx[2 * (wx + ww - 1) + 1];
     size_t line = (size_t)nr * 3, need = (size_t)(xl - xf + ww) * line;
-    if (need > w->cols_cap) {
-        uint8_t *p = st3d_malloc(need, err);
-        if (!p) return -1;
-        free(w->cols);
-        w->cols = p, w->cols_cap = need;
-    }
-    if ((size_t)nr * ww * 3 > w->tmp_cap) {
-        uint8_t *p = st3d_malloc((size_t)nr * ww * 3, err);
-        if (!p) return -1;
-        free(w->tmp);
-        w->tmp = p, w->tmp_cap = (size_t)nr * ww * 3;
-    }
+    uint8_t *c = grown(w->cols, &w->cols_cap, need, err);
+    if (!c) return -1;
+    w->cols = c;
+    uint8_t *t = grown(w->tmp, &w->tmp_cap, (size_t)nr * ww * 3, err);
+    if (!t) return -1;
+    w->tmp = t;
     uint8_t *cols = w->cols, *outc = w->cols + (size_t)(xl - xf) * line;
     for (int y = 0; y < nr; y++) { /* source columns xf .. xl-1 as lines */
         const uint8_t *in = src + (size_t)(y0 + y) * src_stride + (size_t)xf * 3;
@@ -299,12 +304,9 @@ int st3d_resize_pil_bilinear(const uint8_t *src, int src_w, int src_h, size_t sr
     int y0 = need_v ? w->by[2 * wy] : wy;
     int y1 = need_v ? w->by[2 * (wy + wh - 1)] + w->by[2 * (wy + wh - 1) + 1] : wy + wh;
     int nr = y1 - y0, n_acc = (nr > ww ? nr : ww) * 3;
-    if ((size_t)n_acc > w->acc_cap) {
-        int32_t *p = st3d_malloc((size_t)n_acc * sizeof *p, err);
-        if (!p) return -1;
-        free(w->acc);
-        w->acc = p, w->acc_cap = (size_t)n_acc;
-    }
+    int32_t *acc = grown(w->acc, &w->acc_cap, (size_t)n_acc * sizeof(int32_t), err);
+    if (!acc) return -1;
+    w->acc = acc;
     const uint8_t *rows = src + (size_t)y0 * src_stride;
     size_t rows_stride = src_stride;
     int cx0 = 0; /* column of `rows` holding window column 0 */
@@ -416,12 +418,9 @@ int st3d_spatial_apply(const st3d_spatial_cfg *cfg, const st3d_spatial_choice *c
                        st3d_error *err) {
     int S = cfg->size, OW = ch->out_w, OH = ch->out_h; /* S x S but with nocrop */
     size_t need = (size_t)OW * OH * 3;
-    if (need > w->out_cap) {
-        uint8_t *p = st3d_malloc(need, err);
-        if (!p) return -1;
-        free(w->out);
-        w->out = p, w->out_cap = need;
-    }
+    uint8_t *o = grown(w->out, &w->out_cap, need, err);
+    if (!o) return -1;
+    w->out = o;
     size_t stride = (size_t)frame->width * 3;
     int rc;
     if (cfg->crop == ST3D_SCROP_CENTER || cfg->crop == ST3D_SCROP_NONE) {

@@ -131,12 +131,8 @@ static const unsigned char *borrow_storage(void *user, const pk_obj *st) {
     zip_reader *z = user;
     zip_uint64_t idx = 0;
     int64_t nbytes = 0;
-    zip_stat_t zs;
     if (!z->ms || storage_record(z, st, &idx, &nbytes, NULL) != 0) return NULL;
-    if (zip_stat_index(z->za, idx, ZIP_FL_ENC_RAW, &zs) != 0 || !(zs.valid & ZIP_STAT_SIZE) ||
-        zs.size != (uint64_t)nbytes)
-        return NULL;
-    return zip_map_src_locate(z->ms, z->za, idx);
+    return zip_map_src_locate(z->ms, z->za, idx, (uint64_t)nbytes);
 }
 
 /* Finds the one "<prefix>/data.pkl" record. */

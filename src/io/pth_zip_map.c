@@ -94,13 +94,14 @@ static uLong crc_of(const unsigned char *p, uint64_t n) {
     return crc;
 }
 
-const unsigned char *zip_map_src_locate(zip_map_src *ms, zip_t *za, zip_uint64_t idx) {
+const unsigned char *zip_map_src_locate(zip_map_src *ms, zip_t *za, zip_uint64_t idx,
+                                        uint64_t size) {
     zip_stat_t st;
     const zip_uint64_t need = ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE | ZIP_STAT_COMP_METHOD |
                               ZIP_STAT_ENCRYPTION_METHOD | ZIP_STAT_CRC;
     if (zip_stat_index(za, idx, 0, &st) != 0 || (st.valid & need) != need) return NULL;
     if (st.comp_method != ZIP_CM_STORE || st.encryption_method != ZIP_EM_NONE ||
-        st.comp_size != st.size || st.size == 0 || st.size > ms->size)
+        st.size != size || st.comp_size != st.size || st.size == 0 || st.size > ms->size)
         return NULL;
     zip_file_t *f = zip_fopen_index(za, idx, 0);
     if (!f) return NULL;

@@ -25,8 +25,9 @@ zip_source_t *zip_map_src_create(zip_map_src *ms, const void *base, uint64_t siz
 void zip_map_src_fini(zip_map_src *ms);
 
 /* Where record idx of za (opened on ms) lies in the mapping, when it can be
- * read in place: stored, unencrypted, located and its CRC-32 right.  NULL
- * otherwise (the caller copies it out through libzip instead). */
-const unsigned char *zip_map_src_locate(zip_map_src *ms, zip_t *za, zip_uint64_t idx);
+ * read in place: size bytes, stored, unencrypted, located and its CRC-32
+ * right.  NULL otherwise (the caller copies it out through libzip instead). */
+const unsigned char *zip_map_src_locate(zip_map_src *ms, zip_t *za, zip_uint64_t idx,
+                                        uint64_t size);
 
 #endif /* ST3D_PTH_ZIP_MAP_H */

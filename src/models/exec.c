@@ -139,16 +139,17 @@ int st3d_exec_forward(st3d_exec *e, const float *x, const int64_t shape[5], floa
         p->prepared = 1;
         p->version = m->version;
     }
-    /* the head clip by clip (plan_infer.c), then the rest on the batch */
-    size_t clip = md_bytes(&p->input.md) / sizeof(float); /* the whole batch without a head */
-    for (int64_t i = 0; i < (p->head_runs ? p->head_runs : 1); i++) {
+    /* the head clip by clip (plan_infer.c; without one, the input once), then
+     * the rest on the batch */
+    size_t clip = md_bytes(&p->input.md) / sizeof(float); /* the input of one head run */
+    for (int64_t i = 0; i < p->head_runs; i++) {
         const float *xi = x + (size_t)i * clip;
         if (p->input_borrowed) /* read only by convolutions: no copy */
             dnnl_memory_set_data_handle(p->input.mem, (void *)xi);
         else
             memcpy(tensor_ptr(&p->input), xi, md_bytes(&p->input.md));
         p->head_index = i;
-        if (p->head_runs && prog_run(&p->head, e->stream, err) != 0) return -1;
+        if (p->head.n && prog_run(&p->head, e->stream, err) != 0) return -1;
     }
     if (prog_run(&p->fwd, e->stream, err) != 0) return -1;
     if (logits) memcpy(logits, tensor_ptr(&p->logits), md_bytes(&p->logits.md));

@@ -30,7 +30,7 @@ typedef struct plan {
     program prepare;     /* parameter-dependent setup */
     program head;        /* inference: the first layers for one clip, run once per clip
                             (empty when the whole batch runs at once; plan_infer.c) */
-    int64_t head_runs;   /* clips that go through `head` one by one (0: no head) */
+    int64_t head_runs;   /* runs of `head`: the batch's clips, or 1 when it is empty */
     int64_t head_index;  /* the clip `head` is running (read by its last step) */
     program fwd;         /* forward (after the head, if any) */
     program bwd;         /* backward (training) */

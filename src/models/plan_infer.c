@@ -36,6 +36,7 @@ typedef struct slots {
     int *mem_slot;       /* ... and their slots */
     int n_mem, cap_mem;
     int last;            /* slot of the most recent allocation */
+    int fresh;           /* 1: the next allocation takes a new slot, sharing none */
 } slots;
 
 static int slot_new_act(builder *b, const dnnl_memory_desc_t *md, tensor *out) {
@@ -44,7 +45,7 @@ static int slot_new_act(builder *b, const dnnl_memory_desc_t *md, tensor *out) {
     int pick = -1;
     /* best fit among free slots, else the largest free one (it grows) */
     for (int i = 0; i < s->n; i++) {
-        if (s->busy[i]) continue;
+        if (s->busy[i] || s->fresh) continue;
         if (pick < 0) { pick = i; continue; }
         int fits = s->size[i] >= need, pfits = s->size[pick] >= need;
         if ((fits && (!pfits || s->size[i] < s->size[pick])) || (!fits && !pfits && s->size[i] > s->size[pick]))
@@ -491,15 +492,10 @@ static int finish_head(infer_build *ib, int v, int64_t batch) {
     size_t bytes = md_bytes(&one.md);
     if (md_bytes(&md) != bytes * (size_t)batch)
         return st3d_fail(ib->b.err, ST3D_ERR_BACKEND, "unexpected layout for the head's output");
-    int old_n = sl->n;
-    int *saved = st3d_malloc(sizeof(int) * ((size_t)old_n + 1), ib->b.err);
-    if (!saved) return -1;
-    memcpy(saved, sl->busy, sizeof(int) * (size_t)old_n);
-    for (int i = 0; i < old_n; i++) sl->busy[i] = 1; /* so that it takes a fresh slot */
     tensor full;
+    sl->fresh = 1;
     int rc = bld_act(&ib->b, &md, &full);
-    for (int i = 0; i < old_n; i++) sl->busy[i] = saved[i];
-    free(saved);
+    sl->fresh = 0;
     if (rc != 0) return -1;
     int fresh = sl->last;
     head_out_ctx *c = bld_blob(&ib->b, sizeof *c);
@@ -536,6 +532,7 @@ plan *plan_build_infer(st3d_model *m, dnnl_engine_t eng, const int64_t shape[5],
     if (model_infer_shapes(m, shape + 2, ib.dims, err) != 0) goto out;
     b->res = &p->res;
     p->training = 0;
+    p->head_runs = 1; /* an empty head, once, unless finish_head makes one */
     memcpy(p->shape, shape, sizeof p->shape);
     p->prep_only = bld_blob(b, (size_t)nn);
     if (!p->prep_only) goto out;
