@@ -314,6 +314,16 @@ int st3d_exec_forward(st3d_exec *exec, const float *x, const int64_t shape[5], f
                       float *features, st3d_error *err);
 int st3d_exec_train_step(st3d_exec *exec, const float *x, const int64_t shape[5],
                          const int64_t *labels, float *loss, float *logits, st3d_error *err);
+/* Inference plans run a convolution with temporal stride 1 as Winograd's
+ * minimal filtering along time over 2D convolutions (F(m, r), m output frames
+ * from m + r - 1 2D convolutions instead of m x r) where that does at least
+ * a fifth fewer multiply-adds, within a few float32 roundings of the direct
+ * result.  on = 0: every convolution runs oneDNN's direct kernel.  Default
+ * on; inference plans built before are dropped.  Training is always direct. */
+void st3d_exec_set_winograd(st3d_exec *exec, int on);
+/* Convolutions run as temporal Winograd in the inference plan of the last
+ * forward. */
+int st3d_exec_winograd_convs(const st3d_exec *exec);
 /* Plans built so far (a plan reused from the cache is not counted again). */
 int64_t st3d_exec_n_builds(const st3d_exec *exec);
 /* Activation bytes of the inference plan of the last forward. */

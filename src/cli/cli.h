@@ -63,6 +63,7 @@ typedef struct cli_model {
     const char *pretrain;    /* --pretrain-path */
     int n_pretrain_classes;  /* --n-pretrain-classes, -1 when not given */
     st3d_tensor_map *map;    /* the weights file's tensors, read by cli_model_begin */
+    int winograd;            /* --conv auto (1, default) | direct (0): st3d_exec_set_winograd */
 } cli_model;
 
 /* Reads the weights file named by --weights / --pretrain-path, if any, and

@@ -58,6 +58,7 @@ int cmd_bench(int argc, char **argv) {
         return cli_model_end(&cm), cli_errorf("--batch, --sample-duration, --sample-size and --runs must be positive"), 2;
     st3d_set_threads(cm.threads);
     const st3d_model_params p = cm.p;
+    const int winograd = cm.winograd;
     st3d_error err = {0};
     st3d_model *m = NULL;
     int open_rc = cli_model_open(&cm, 1, &m);
@@ -72,12 +73,14 @@ int cmd_bench(int argc, char **argv) {
     st3d_sgd_params hp = st3d_sgd_default_params();
     hp.lr = 1e-4f;
     st3d_sgd *opt = st3d_sgd_new(m, &hp, &err);
+    st3d_exec *ex = opt ? st3d_exec_new(m, &err) : NULL;
     int rc = 1;
-    if (!x || !logits || !labels || !times || !opt) {
-        if (opt) cli_errorf("out of memory");
+    if (!x || !logits || !labels || !times || !opt || !ex) {
+        if (ex) cli_errorf("out of memory");
         else cli_error(&err);
         goto out;
     }
+    st3d_exec_set_winograd(ex, winograd);
     uint64_t s = 12345;
     for (size_t i = 0; i < n_in; i++) {
         s = s * 6364136223846793005ull + 1442695040888963407ull;
@@ -92,10 +95,10 @@ int cmd_bench(int argc, char **argv) {
         int ok;
         if (train) {
             float loss;
-            ok = st3d_model_train_step(m, x, shape, labels, &loss, NULL, &err) == 0 &&
+            ok = st3d_exec_train_step(ex, x, shape, labels, &loss, NULL, &err) == 0 &&
                  st3d_sgd_step(opt, m, &err) == 0;
         } else {
-            ok = st3d_model_forward(m, x, shape, logits, NULL, &err) == 0;
+            ok = st3d_exec_forward(ex, x, shape, logits, NULL, &err) == 0;
         }
         if (!ok) {
             cli_error(&err);
@@ -114,7 +117,8 @@ int cmd_bench(int argc, char **argv) {
            p.model, p.model_depth, train ? "train" : "infer", batch, batch / med, flops / med / 1e9,
            runs, med);
     if (!train)
-        printf("activation memory: %.1f MiB\n", st3d_model_activation_bytes(m) / 1048576.0);
+        printf("activation memory: %.1f MiB; convolutions as temporal Winograd: %d\n",
+               st3d_exec_activation_bytes(ex) / 1048576.0, st3d_exec_winograd_convs(ex));
     printf("RESULT clips_per_s=%.4f gflops=%.2f\n", batch / med, flops / med / 1e9);
     rc = 0;
 out:
@@ -122,6 +126,7 @@ out:
     free(logits);
     free(labels);
     free(times);
+    st3d_exec_free(ex);
     st3d_sgd_free(opt);
     st3d_model_free(m);
     return rc;

@@ -41,6 +41,7 @@ typedef struct opts {
     int top_k;                 /* labels in the table and the video's top_k */
     int raw_scores;            /* 1: "scores" are fc's outputs (the companion's) */
     int average;               /* features: one vector per video */
+    int winograd;              /* --conv: st3d_exec_set_winograd */
     const char *labels_path;   /* --labels */
     const char *output;        /* --output: OUT.json or a folder */
     const char *video_root;    /* --video-root: prefix of listed paths */
@@ -595,6 +596,7 @@ static int classify_all(run *r, st3d_model *m) {
     st3d_stream_params sp = r->o->sp;
     if (r->n_todo == 1 && !sp.live) sp.decoder_threads = 0; /* one video: frame threading */
     st3d_exec *exec = st3d_exec_new(m, &err);
+    if (exec) st3d_exec_set_winograd(exec, r->o->winograd);
     st3d_clip_stream *s = exec ? st3d_clip_stream_new(paths, r->n_todo, &sp, &err) : NULL;
     int rc = 1;
     if (s) {
@@ -662,6 +664,7 @@ static int run_command(int argc, char **argv, int features) {
     if (rc) goto out;
     rc = 1;
     st3d_set_threads(cm.threads);
+    o.winograd = cm.winograd;
     if (cli_dist_join(o.distributed, -1.0, cm.threads != 0, &r.dist) != 0) goto out;
     av_log_set_level(AV_LOG_QUIET); /* reasons come back as errors, once per video */
     if (normalization(&o, cm.map, &o.sp) || cli_model_open(&cm, 0, &m)) goto out;

@@ -37,11 +37,15 @@ static int run(cli_model *cm, const char *input, const char *output, const char 
     }
     int rc = 1;
     int64_t n = shape[0], k = cm->p.n_classes, f = st3d_model_feature_dim(m);
+    st3d_exec *e = NULL;
     float *logits = malloc(sizeof(float) * (size_t)(n * k));
     float *feats = features ? malloc(sizeof(float) * (size_t)(n * f)) : NULL;
     if (!logits || (features && !feats)) {
         cli_errorf("out of memory");
-    } else if (st3d_model_forward(m, x, shape, logits, feats, &err) != 0) {
+    } else if (!(e = st3d_exec_new(m, &err))) {
+        cli_error(&err);
+    } else if (st3d_exec_set_winograd(e, cm->winograd),
+               st3d_exec_forward(e, x, shape, logits, feats, &err) != 0) {
         cli_errorf("%s: %s", input, err.msg);
     } else {
         int64_t ls[2] = {n, k}, fs[2] = {n, f};
@@ -51,6 +55,7 @@ static int run(cli_model *cm, const char *input, const char *output, const char 
         else
             rc = 0;
     }
+    st3d_exec_free(e);
     free(logits);
     free(feats);
     free(x);

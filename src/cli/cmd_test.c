@@ -86,6 +86,7 @@ int cmd_test(int argc, char **argv) {
     lp.shard_no_pad = 1;
     rc = 1;
     if (!(L = st3d_loader_new(ds, &lp, &err)) || !(e = st3d_exec_new(m, &err)) ||
+        (st3d_exec_set_winograd(e, o.model.winograd), 0) ||
         !(s.results = st3d_results_new(o.output_topk, !o.inference_no_average, &err)))
         goto fail;
     s.ds = ds;

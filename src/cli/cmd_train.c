@@ -124,6 +124,7 @@ static int run(train_opts *o, st3d_model *m, st3d_dataset *train_ds, st3d_datase
     st3d_logger *train_log = NULL, *batch_log = NULL, *val_log = NULL;
     st3d_trainer *t = st3d_trainer_new(m, &tp, &err);
     if (!t) return cli_error(&err);
+    st3d_exec_set_winograd(st3d_trainer_exec(t), o->model.winograd); /* validation */
     int64_t begin = 1;
     if (o->resume_path) {
         int64_t done = 0;

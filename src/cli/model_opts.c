@@ -4,7 +4,8 @@
  * --n-classes, --n-input-channels, --resnet-shortcut, --conv1-t-size,
  * --conv1-t-stride, --no-max-pool, --resnet-widen-factor, --wide-resnet-k,
  * --resnext-cardinality, --c3d-bn, --dropout; the weights (--weights, or
- * --pretrain-path with --n-pretrain-classes to fine-tune); and --threads.
+ * --pretrain-path with --n-pretrain-classes to fine-tune); --threads and
+ * --conv (how inference runs convolutions).
  *
  * When --model is not given, the network is the one the weights file
  * describes (st3d_model_params_from_weights); any option given explicitly
@@ -29,6 +30,7 @@ int cli_model_begin(int argc, char **argv, cli_model *cm) {
     memset(cm, 0, sizeof *cm);
     cm->p = st3d_model_default_params();
     cm->n_pretrain_classes = -1;
+    cm->winograd = 1;
     int pretrain = 0, has_model = 0;
     const char *path = find_weights(argc, argv, &pretrain);
     for (int i = 1; i < argc; i++) has_model |= cli_opt_is(argv[i], "model");
@@ -60,7 +62,7 @@ int cli_model_opt(int argc, char **argv, int *i, cli_model *cm) {
             "model", "model-depth", "n-classes", "n-input-channels", "resnet-shortcut",
             "conv1-t-size", "conv1-t-stride", "resnet-widen-factor", "wide-resnet-k",
             "resnext-cardinality", "dropout", "threads", "weights", "pretrain-path",
-            "n-pretrain-classes"};
+            "n-pretrain-classes", "conv"};
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             if (cli_opt_is(a, with_value[k])) return cli_errorf("%s needs a value", a), -1;
         return 0;
@@ -95,7 +97,11 @@ int cli_model_opt(int argc, char **argv, int *i, cli_model *cm) {
     else if (cli_opt_is(a, "weights")) cm->weights = v;
     else if (cli_opt_is(a, "pretrain-path")) cm->pretrain = v;
     else if (cli_opt_is(a, "n-pretrain-classes")) bad = cli_parse_int(a, v, &cm->n_pretrain_classes);
-    else return 0;
+    else if (cli_opt_is(a, "conv")) {
+        if (strcmp(v, "auto") && strcmp(v, "direct"))
+            return cli_errorf("--conv: expected auto or direct, got '%s'", v), -1;
+        cm->winograd = !strcmp(v, "auto");
+    } else return 0;
     if (bad) return -1;
     *i += consumed;
     return 1;
@@ -159,5 +165,7 @@ void cli_model_usage(FILE *out) {
             "  --weights W              load every tensor, shapes must match\n"
             "  --pretrain-path W        fine-tune: load all but a classifier of another size\n"
             "  --n-pretrain-classes K   the classes of --pretrain-path (checked)\n"
-            "  --threads N      compute threads               (all cores)\n");
+            "  --threads N      compute threads               (all cores)\n"
+            "  --conv auto|direct  inference: temporal Winograd where it pays, or oneDNN's\n"
+            "                   direct kernel for every convolution    (auto)\n");
 }

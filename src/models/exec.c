@@ -33,6 +33,7 @@ struct st3d_exec {
     int64_t n_builds;                 /* plans built so far (both modes) */
     plan *last_infer;                 /* plan of the most recent forward */
     exec_hooks hooks;                 /* data-parallel hooks of the training plans */
+    int direct_only;                  /* 1: no temporal Winograd in inference plans */
 };
 
 st3d_exec *st3d_exec_new(st3d_model *m, st3d_error *err) {
@@ -92,7 +93,7 @@ static plan *get_plan(st3d_exec *e, const int64_t shape[5], int training, st3d_e
     if (row[victim] == e->last_infer) e->last_infer = NULL;
     plan_free(row[victim]);
     row[victim] = training ? plan_build_train(e->m, e->eng, shape, &e->hooks, err)
-                           : plan_build_infer(e->m, e->eng, shape, err);
+                           : plan_build_infer(e->m, e->eng, shape, !e->direct_only, err);
     use[victim] = e->tick;
     if (row[victim]) e->n_builds++;
     return row[victim];
@@ -197,6 +198,20 @@ void st3d_exec_set_sync_bn(st3d_exec *e, st3d_sum_fn sum, void *user) {
         plan_free(e->plans[1][i]);
         e->plans[1][i] = NULL;
     }
+}
+
+void st3d_exec_set_winograd(st3d_exec *e, int on) {
+    if (e->direct_only == !on) return;
+    e->direct_only = !on;
+    for (int i = 0; i < EXEC_PLANS; i++) { /* built with the other choice */
+        if (e->plans[0][i] == e->last_infer) e->last_infer = NULL;
+        plan_free(e->plans[0][i]);
+        e->plans[0][i] = NULL;
+    }
+}
+
+int st3d_exec_winograd_convs(const st3d_exec *e) {
+    return e->last_infer ? e->last_infer->n_winograd : 0;
 }
 
 int64_t st3d_exec_n_builds(const st3d_exec *e) { return e->n_builds; }

@@ -43,6 +43,9 @@ typedef struct plan {
     size_t act_bytes;    /* bytes of activation slots (inference) */
     int input_borrowed;  /* inference: only convolutions read the input, so the caller's
                             buffer is bound to `input` at each run instead of copied */
+    int winograd;        /* inference: stride-1 temporal convolutions may run as temporal
+                            Winograd (conv_wino.c) where it pays */
+    int n_winograd;      /* convolutions built that way */
     uint8_t *prep_only;  /* inference, per node: 1 when a conv's weights in the model are
                             read by prepare only (its kernel reads a folded or reordered
                             copy); NULL for training plans */
@@ -50,7 +53,8 @@ typedef struct plan {
 
 /* Plans are built on engine eng (an st3d_exec's) and bound to m's parameter,
  * gradient and statistic buffers. */
-plan *plan_build_infer(st3d_model *m, dnnl_engine_t eng, const int64_t shape[5], st3d_error *err);
+plan *plan_build_infer(st3d_model *m, dnnl_engine_t eng, const int64_t shape[5], int winograd,
+                       st3d_error *err);
 plan *plan_build_train(st3d_model *m, dnnl_engine_t eng, const int64_t shape[5],
                        exec_hooks *hooks, st3d_error *err);
 void plan_free(plan *p);

@@ -133,19 +133,6 @@ static void fold_fn(const step *s) {
     }
 }
 
-/* A folded copy is only read by the reorder into the kernel's layout that
- * follows it; after that its pages go back to the kernel (the next prepare
- * folds again before reading), so prepare holds one conv's copy at a time. */
-typedef struct drop_ctx {
-    const float *p; /* the folded weights */
-    size_t bytes;
-} drop_ctx;
-
-static void drop_fn(const step *s) {
-    const drop_ctx *c = s->ctx;
-    st3d_drop_pages(c->p, c->bytes);
-}
-
 /* The model's own weights of a conv whose kernel reads a copy: handed back
  * after the copy is made, when the model allows it (exec.c says when). */
 typedef struct drop_conv_ctx {
@@ -267,8 +254,14 @@ static int build_group(st3d_model *m, builder *b, plan *p, program *prog, const 
         conv_fuse fuse = {.sum = g->add >= 0, .relu = g->relu >= 0};
         conv_op *op = bld_blob(b, sizeof *op);
         if (!op) return -1;
-        if (conv_build_forward(b, &p->prepare, prog, &h->conv, in, w, bias, &fuse,
-                               g->add >= 0 ? &val[g->residual] : NULL, 0, op) != 0)
+        const tensor *res = g->add >= 0 ? &val[g->residual] : NULL;
+        int wino = p->winograd ? conv_wino_build(b, &p->prepare, prog, &h->conv, in, w, bias,
+                                                 &fuse, res, op)
+                               : 0;
+        if (wino < 0) return -1;
+        p->n_winograd += wino;
+        if (!wino && conv_build_forward(b, &p->prepare, prog, &h->conv, in, w, bias, &fuse, res,
+                                        0, op) != 0)
             return -1;
         p->prep_only[g->head] = op->wt.data != w_model; /* folded or reordered */
         if (p->prep_only[g->head]) {
@@ -279,13 +272,12 @@ static int build_group(st3d_model *m, builder *b, plan *p, program *prog, const 
             if (prog_push(&p->prepare, &s, b->err) != 0) return -1;
         }
         if (g->bn >= 0 && op->wt.data != w) {
-            /* the kernel reads a reordered copy: the folded one is dead */
-            drop_ctx *d = bld_blob(b, sizeof *d);
-            if (!d) return -1;
-            *d = (drop_ctx){.p = w, .bytes = sizeof(float) * (size_t)(h->conv.oc * (h->conv.ic / h->conv.groups) *
-                                                                       h->conv.k[0] * h->conv.k[1] * h->conv.k[2])};
-            step s = {.fn = drop_fn, .ctx = d, .what = "folded weights released"};
-            if (prog_push(&p->prepare, &s, b->err) != 0) return -1;
+            /* the kernel reads a reordered copy: the folded one is dead after
+             * prepare read it (the next prepare folds again before reading),
+             * so prepare holds one conv's copy at a time */
+            size_t bytes = sizeof(float) * (size_t)(h->conv.oc * (h->conv.ic / h->conv.groups) *
+                                                    h->conv.k[0] * h->conv.k[1] * h->conv.k[2]);
+            if (op_drop_pages(b, &p->prepare, w, bytes, "folded weights released") != 0) return -1;
         }
         val[g->tail] = op->dst;
         return 0;
@@ -510,7 +502,8 @@ static int finish_head(infer_build *ib, int v, int64_t batch) {
     return 0;
 }
 
-plan *plan_build_infer(st3d_model *m, dnnl_engine_t eng, const int64_t shape[5], st3d_error *err) {
+plan *plan_build_infer(st3d_model *m, dnnl_engine_t eng, const int64_t shape[5], int winograd,
+                       st3d_error *err) {
     int nn = m->n_nodes;
     plan *p = st3d_calloc(1, sizeof *p, err);
     int *n_cons = st3d_calloc((size_t)nn, sizeof(int), err);
@@ -532,6 +525,7 @@ plan *plan_build_infer(st3d_model *m, dnnl_engine_t eng, const int64_t shape[5],
     if (model_infer_shapes(m, shape + 2, ib.dims, err) != 0) goto out;
     b->res = &p->res;
     p->training = 0;
+    p->winograd = winograd;
     p->head_runs = 1; /* an empty head, once, unless finish_head makes one */
     memcpy(p->shape, shape, sizeof p->shape);
     p->prep_only = bld_blob(b, (size_t)nn);
@@ -578,6 +572,7 @@ plan *plan_build_infer(st3d_model *m, dnnl_engine_t eng, const int64_t shape[5],
         if (pos == cut && finish_head(&ib, ib.gs[ib.order[pos]].tail, shape[0]) != 0) goto out;
     }
     if (bind_slots(b, &ib.sl, &p->act_bytes) != 0 || resources_finish(b) != 0) goto out;
+    p->act_bytes += p->res.transient_bytes; /* the temporaries of conv_wino.c */
     ok = 1;
 out:
     free(n_cons);

@@ -31,12 +31,6 @@ static void out_dims(const conv_geom *g, const dnnl_memory_desc_t *src, int64_t 
         dims[2 + i] = (src->dims[2 + i] + 2 * g->pad[i] - g->k[i]) / g->stride[i] + 1;
 }
 
-static int is_reference_impl(dnnl_primitive_desc_t pd) {
-    const char *impl = NULL;
-    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-    return impl && strstr(impl, "ref") != NULL;
-}
-
 /* Activation layouts tried, in order, until oneDNN offers an optimized
  * kernel (not its slow reference one): the layout as given (no reorder),
  * oneDNN's choice, channels-last, plain.  Some shapes (e.g. the backward
@@ -85,7 +79,7 @@ static int make_fwd_pd(builder *b, const conv_geom *g, const dnnl_memory_desc_t 
         if (st != dnnl_success) continue;
         st = dnnl_primitive_desc_create(pd, &desc, attr, b->eng, NULL);
         if (st != dnnl_success) continue;
-        if (t < N_LAYOUT_TRIES - 1 && is_reference_impl(*pd)) {
+        if (t < N_LAYOUT_TRIES - 1 && pd_is_reference(*pd)) {
             dnnl_primitive_desc_destroy(*pd);
             continue;
         }
@@ -211,7 +205,7 @@ static int make_bwd_pd(builder *b, const conv_op *op, int weights_pass, int has_
         st = dnnl_primitive_desc_create(pd, &desc, attr, b->eng, op->fwd_hint);
         dnnl_primitive_attr_destroy(attr);
         if (st != dnnl_success) continue;
-        if (t < N_LAYOUT_TRIES - 1 && is_reference_impl(*pd)) {
+        if (t < N_LAYOUT_TRIES - 1 && pd_is_reference(*pd)) {
             dnnl_primitive_desc_destroy(*pd);
             continue;
         }

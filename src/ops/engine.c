@@ -18,6 +18,8 @@ void resources_free(resources *r) {
     for (int i = 0; i < r->n_buffers; i++) st3d_aligned_free(r->buffers[i]);
     for (int i = 0; i < r->n_blobs; i++) free(r->blobs[i]);
     st3d_aligned_free(r->scratch);
+    st3d_aligned_free(r->transient);
+    free(r->transient_users);
     free(r->prims);
     free(r->mems);
     free(r->buffers);
@@ -145,8 +147,43 @@ int bld_primitive(builder *b, dnnl_primitive_desc_t pd, step *s) {
     return 0;
 }
 
+int bld_transient(builder *b, const dnnl_memory_desc_t *md, size_t offset, tensor *out) {
+    resources *r = b->res;
+    out->md = *md;
+    out->data = NULL;
+    out->mem = bld_mem(b, md, DNNL_MEMORY_NONE); /* bound by resources_finish */
+    if (!out->mem) return -1;
+    ST3D_GROW(r->transient_users, r->n_transient_users, r->cap_transient_users, b->err);
+    r->transient_users[r->n_transient_users++] = (struct transient_use){out->mem, offset};
+    size_t end = offset + md_bytes(md);
+    if (end > r->transient_bytes) r->transient_bytes = end;
+    return 0;
+}
+
+int pd_is_reference(dnnl_primitive_desc_t pd) {
+    const char *impl = NULL;
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    return impl && strstr(impl, "ref") != NULL;
+}
+
+static int bind_transient(builder *b) {
+    resources *r = b->res;
+    if (r->transient_bytes == 0) return 0;
+    st3d_aligned_free(r->transient);
+    r->transient = st3d_aligned_alloc(r->transient_bytes, b->err);
+    if (!r->transient) return -1;
+    for (int i = 0; i < r->n_transient_users; i++) {
+        char *at = (char *)r->transient + r->transient_users[i].offset;
+        if (bld_check(b, dnnl_memory_set_data_handle(r->transient_users[i].mem, at),
+                      "transient binding") != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int resources_finish(builder *b) {
     resources *r = b->res;
+    if (bind_transient(b) != 0) return -1;
     if (r->scratch_bytes == 0) return 0;
     st3d_aligned_free(r->scratch);
     r->scratch = st3d_aligned_alloc(r->scratch_bytes, b->err);
@@ -248,6 +285,24 @@ int op_to_layout(builder *b, program *p, const tensor *src, const dnnl_memory_de
     }
     if (bld_tensor(b, want, out) != 0) return -1;
     return op_reorder(b, p, src, out);
+}
+
+typedef struct drop_pages_ctx {
+    const void *p; /* the buffer ... */
+    size_t bytes;  /* ... and its size */
+} drop_pages_ctx;
+
+static void drop_pages_fn(const step *s) {
+    const drop_pages_ctx *c = s->ctx;
+    st3d_drop_pages(c->p, c->bytes);
+}
+
+int op_drop_pages(builder *b, program *prog, const void *p, size_t bytes, const char *what) {
+    drop_pages_ctx *c = bld_blob(b, sizeof *c);
+    if (!c) return -1;
+    *c = (drop_pages_ctx){.p = p, .bytes = bytes};
+    step s = {.fn = drop_pages_fn, .ctx = c, .what = what};
+    return prog_push(prog, &s, b->err);
 }
 
 static void zero_fn(const step *s) {

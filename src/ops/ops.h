@@ -60,6 +60,15 @@ typedef struct resources {
     int n_scratch_users, cap_scratch_users;
     size_t scratch_bytes;       /* largest scratchpad any primitive asked for */
     void *scratch;              /* the shared scratchpad, allocated by resources_finish */
+    struct transient_use {      /* a memory object inside the transient area: */
+        dnnl_memory_t mem;      /*   the object */
+        size_t offset;          /*   its byte offset in the area */
+    } *transient_users;
+    int n_transient_users, cap_transient_users;
+    size_t transient_bytes;     /* the transient area's size: the largest operator's need */
+    void *transient;            /* the area (allocated by resources_finish), shared by
+                                   operators' own temporaries, e.g. conv_wino.c's transformed
+                                   frames: each operator's steps use it only while they run */
 } resources;
 
 void resources_free(resources *r);
@@ -112,8 +121,16 @@ int bld_view(builder *b, const dnnl_memory_desc_t *md, float *data, tensor *out)
 int bld_primitive(builder *b, dnnl_primitive_desc_t pd, step *s);
 /* A primitive_attr in user scratchpad mode (caller destroys). */
 dnnl_primitive_attr_t bld_attr(builder *b);
-/* Allocates the shared scratchpad and points every user at it. */
+/* A tensor inside the plan's transient area, at byte `offset`: valid only
+ * within one operator's consecutive steps (the next operator's temporaries
+ * take the same bytes).  The area is allocated, untouched, by
+ * resources_finish. */
+int bld_transient(builder *b, const dnnl_memory_desc_t *md, size_t offset, tensor *out);
+/* Allocates the shared scratchpad and the transient area and points every
+ * user at them. */
 int resources_finish(builder *b);
+/* 1 when pd's kernel is oneDNN's slow reference implementation. */
+int pd_is_reference(dnnl_primitive_desc_t pd);
 
 /* Checks a oneDNN status; on failure fills b->err naming `what`. */
 int bld_check(builder *b, dnnl_status_t st, const char *what);
@@ -143,6 +160,9 @@ int op_to_layout(builder *b, program *p, const tensor *src, const dnnl_memory_de
  * diff_flat (a real plain buffer) -> diff_src in its own layout. */
 int op_flatten(builder *b, program *p, const tensor *src, tensor *flat);
 int op_unflatten(builder *b, program *p, const tensor *diff_flat, const tensor *diff_src);
+/* Appends a C step that hands the pages of [p, p + bytes) back to the
+ * kernel (st3d_drop_pages): for a copy read by earlier steps only. */
+int op_drop_pages(builder *b, program *prog, const void *p, size_t bytes, const char *what);
 /* Appends a C step that zero-fills t. */
 int op_zero(builder *b, program *p, const tensor *t);
 /* Appends dst = a + b (same layout) via oneDNN sum; dst may alias a. */
@@ -194,6 +214,13 @@ int conv_build_forward(builder *b, program *prepare, program *fwd, const conv_ge
  * diff_dst, and the weight (and bias) gradients into plain grad buffers. */
 int conv_build_backward(builder *b, program *bwd, conv_op *op, const tensor *diff_dst,
                         const tensor *diff_src, float *grad_w, float *grad_bias);
+
+/* The same forward as temporal Winograd (conv_wino.c), for inference plans:
+ * returns 1 when built, 0 when it would not pay or cannot be built (nothing
+ * was appended: use conv_build_forward), -1 on error. */
+int conv_wino_build(builder *b, program *prepare, program *fwd, const conv_geom *g,
+                    const tensor *src, float *w_user, float *bias, const conv_fuse *fuse,
+                    const tensor *residual, conv_op *op);
 
 /* The weight gradient of an ungrouped, bias-free training convolution as one
  * im2col + matmul over the whole batch (conv_wgrad.c), for shapes where

@@ -694,8 +694,8 @@ def ref_train(case, model, x, labels, lr, kind, steps=STEPS):
 
 # ------------------------------------------------------------------ st3d
 class St3d:
-    def __init__(self, path, threads=2, timeout=600):
-        self.path, self.threads, self.timeout = path, threads, timeout
+    def __init__(self, path, threads=2, timeout=600, conv="auto"):
+        self.path, self.threads, self.timeout, self.conv = path, threads, timeout, conv
 
     def __call__(self, rep, args):
         t0 = time.time()
@@ -709,7 +709,8 @@ class St3d:
         (failure reported)."""
         xp, yp, fp = (os.path.join(tmp, tag + s) for s in ("-x.npy", "-y.npy", "-f.npy"))
         np.save(xp, x.numpy())
-        p = self(rep, ["forward"] + opts + ["--threads", str(self.threads), "--weights", wpath,
+        p = self(rep, ["forward"] + opts + ["--threads", str(self.threads), "--conv", self.conv,
+                                            "--weights", wpath,
                                             "--input", xp, "--output", yp, "--features", fp])
         if p.returncode != 0:
             rep.fail("st3d forward: exit %d: %s" % (p.returncode, p.stderr.strip()[-300:]))
@@ -933,6 +934,9 @@ def add_args(ap):
                     help="PyTorch's and st3d's threads (they never run at once)")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per st3d run")
     ap.add_argument("--keep", action="store_true", help="keep the temporary files")
+    ap.add_argument("--conv", choices=("auto", "direct"), default="auto",
+                    help="st3d forward's --conv: temporal Winograd where it pays (auto), or "
+                         "the direct kernels only")
     ap.add_argument("--verbose", "-v", action="store_true", help="one line per compared tensor")
 
 
@@ -971,7 +975,7 @@ def main(cases, description, families=None):
     check_binary(args.st3d)
     torch.set_num_threads(args.threads)
     resolve_refs([c for c, _ in todo])
-    st3d = St3d(args.st3d, args.threads, args.timeout)
+    st3d = St3d(args.st3d, args.threads, args.timeout, args.conv)
     print("tolerances: logits/features %g, loss %g, parameters/statistics/gradients %g; "
           "metrics in tests/torch/harness.py; time = PyTorch + st3d" % (TOL_FWD, TOL_LOSS, TOL_TRAIN))
     out = Runner(args.verbose)

@@ -128,6 +128,10 @@ CASES = [
     hara("resnet10-A-in2", "resnet", 10, dict(shortcut="A", n_input_channels=2, n_classes=10),
          (2, 2, 16, 64, 64), (4, 2, 8, 48, 48)),
     hara("resnet18-B", "resnet", 18, {}, (2, 3, 16, 64, 64), (4, 3, 8, 48, 48)),
+    # temporal Winograd's partial last tiles (conv_wino.c): conv1 r=5 over 10
+    # frames as F(4, 5) (3 tiles, 12 > 10), layer1 over 5 frames as F(6, 3)
+    hara("resnet18-B-t5-d10", "resnet", 18, dict(conv1_t_size=5, widen_factor=0.5, n_classes=7),
+         (2, 3, 10, 40, 40), None, quick=("forward",)),
     hara("resnet18-A-t3s2-nomp-w0.5", "resnet", 18,
          dict(shortcut="A", conv1_t_size=3, conv1_t_stride=2, no_max_pool=True, widen_factor=0.5,
               n_classes=13),
