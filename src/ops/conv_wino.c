@@ -160,12 +160,14 @@ static void wino_weights_fn(const step *s) {
             }
 }
 
-/* What the forward's two C steps share. */
+/* What the forward's two C steps share.  Tiles run in chunks of `per`
+ * tiles of every clip (the 2D convolutions' batch is n x per), so that U and
+ * M take about as much memory as the output, not a / m times it. */
 typedef struct wino_run {
     int m, r, a, pad;              /* tile, taps, transformed frames, temporal padding */
     float AT[WINO_MAX_M * WINO_MAX_A];
     float BT[WINO_MAX_A * WINO_MAX_A];
-    int64_t n, tiles;              /* clips, tiles per clip */
+    int64_t n, per;                /* clips; tiles per chunk */
     int64_t id, od;                /* input and output frames */
     int64_t cb_in, plane_in;       /* source channel blocks; floats per block and frame */
     int64_t cb_out, plane_out;     /* the same for the output */
@@ -178,17 +180,25 @@ typedef struct wino_run {
     int64_t u_stride, m_stride;    /* ... with U_k, M_k this many floats further */
 } wino_run;
 
-/* U_k = sum_j BT[k][j] x[t0 + j] for every tile, channel block and k.
- *   x: n x cb_in x id x plane_in      U_k: (n x tiles) x cb_in x plane_in */
+/* One chunk's transform step. */
+typedef struct wino_chunk {
+    const wino_run *run;
+    int64_t first;                 /* its first tile */
+} wino_chunk;
+
+/* U_k = sum_j BT[k][j] x[t0 + j] for the chunk's tiles, every channel block
+ * and k, t0 = tile x m - pad.
+ *   x: n x cb_in x id x plane_in      U_k: (n x per) x cb_in x plane_in */
 static void wino_input_fn(const step *s) {
-    const wino_run *c = s->ctx;
+    const wino_chunk *ch = s->ctx;
+    const wino_run *c = ch->run;
     const float *x = tensor_ptr(&c->src);
     float *u = tensor_ptr(&c->u0);
-    const int64_t P = c->plane_in, jobs = c->n * c->tiles * c->cb_in;
+    const int64_t P = c->plane_in, jobs = c->n * c->per * c->cb_in;
 #pragma omp parallel for schedule(static)
     for (int64_t job = 0; job < jobs; job++) {
-        int64_t cb = job % c->cb_in, nt = job / c->cb_in;
-        int64_t n = nt / c->tiles, t0 = nt % c->tiles * c->m - c->pad;
+        int64_t cb = job % c->cb_in, nt = job / c->cb_in; /* nt = clip x per + tile in chunk */
+        int64_t n = nt / c->per, t0 = (ch->first + nt % c->per) * c->m - c->pad;
         const float *xc = x + (n * c->cb_in + cb) * c->id * P;
         float *uc = u + (nt * c->cb_in + cb) * P;
         float acc[WINO_CHUNK];
@@ -209,25 +219,27 @@ static void wino_input_fn(const step *s) {
     }
 }
 
-/* y[tile * m + i] = act(sum_k AT[i][k] M_k + bias (+ y)) for every tile,
- * output channel block and i < m (a last tile past od is cut).
- *   M_k: (n x tiles) x cb_out x plane_out      y: n x cb_out x od x plane_out */
+/* y[tile * m + i] = act(sum_k AT[i][k] M_k + bias (+ y)) for the chunk's
+ * tiles, every output channel block and i < m (a last tile past od is cut).
+ *   M_k: (n x per) x cb_out x plane_out      y: n x cb_out x od x plane_out */
 static void wino_output_fn(const step *s) {
-    const wino_run *c = s->ctx;
+    const wino_chunk *ch = s->ctx;
+    const wino_run *c = ch->run;
     const float *mb = tensor_ptr(&c->m0);
     float *y = tensor_ptr(&c->dst);
-    const int64_t P = c->plane_out, B = c->blk_out, jobs = c->n * c->cb_out * c->tiles;
+    const int64_t P = c->plane_out, B = c->blk_out, jobs = c->n * c->cb_out * c->per;
 #pragma omp parallel for schedule(static)
     for (int64_t job = 0; job < jobs; job++) {
-        int64_t j = job % c->tiles, ocb = job / c->tiles % c->cb_out, n = job / c->tiles / c->cb_out;
+        int64_t jj = job % c->per, ocb = job / c->per % c->cb_out, n = job / c->per / c->cb_out;
+        int64_t t0 = (ch->first + jj) * c->m;
         float bias[WINO_CHUNK], acc[WINO_CHUNK];
         for (int e = 0; e < WINO_CHUNK; e++) {
             int64_t oc = ocb * B + e % B; /* a chunk starts at a block boundary */
             bias[e] = c->bias && oc < c->oc ? c->bias[oc] : 0.0f;
         }
-        const float *m0 = mb + ((n * c->tiles + j) * c->cb_out + ocb) * P;
-        for (int i = 0; i < c->m && j * c->m + i < c->od; i++) {
-            float *yt = y + ((n * c->cb_out + ocb) * c->od + j * c->m + i) * P;
+        const float *m0 = mb + ((n * c->per + jj) * c->cb_out + ocb) * P;
+        for (int i = 0; i < c->m && t0 + i < c->od; i++) {
+            float *yt = y + ((n * c->cb_out + ocb) * c->od + t0 + i) * P;
             for (int64_t e0 = 0; e0 < P; e0 += WINO_CHUNK) {
                 int len = P - e0 < WINO_CHUNK ? (int)(P - e0) : WINO_CHUNK;
                 for (int e = 0; e < len; e++) acc[e] = bias[e] + (c->sum ? yt[e0 + e] : 0.0f);
@@ -333,6 +345,19 @@ static int build_weights(builder *b, program *prepare, const conv_geom *g, int m
     return op_drop_pages(b, prepare, c->v, per * (size_t)a, "winograd plain weights released");
 }
 
+/* Tiles per chunk: the largest divisor of `tiles` whose U and M (estimated
+ * with channels padded to 16) take no more bytes than the output does. */
+static int64_t chunk_tiles(const conv_geom *g, const int64_t *in, const int64_t *out, int a,
+                           int64_t tiles) {
+    int64_t pad16_in = (g->ic + 15) / 16 * 16, pad16_out = (g->oc + 15) / 16 * 16;
+    int64_t per_tile = a * in[0] * (pad16_in * in[3] * in[4] + pad16_out * out[3] * out[4]);
+    int64_t budget = in[0] * g->oc * out[2] * out[3] * out[4];
+    int64_t per = 1;
+    for (int64_t d = 2; d <= tiles; d++)
+        if (tiles % d == 0 && d * per_tile <= budget) per = d;
+    return per;
+}
+
 int conv_wino_build(builder *b, program *prepare, program *fwd, const conv_geom *g,
                     const tensor *src, float *w_user, float *bias, const conv_fuse *fuse,
                     const tensor *residual, conv_op *op) {
@@ -342,8 +367,8 @@ int conv_wino_build(builder *b, program *prepare, program *fwd, const conv_geom 
     int m = choose_tile(g, in[2], out[2]);
     if (!m) return 0;
     int r = g->k[0], a = m + r - 1;
-    int64_t tiles = (out[2] + m - 1) / m, nt = in[0] * tiles;
-    int64_t src2[4] = {nt, g->ic, in[3], in[4]}, dst2[4] = {nt, g->oc, out[3], out[4]};
+    int64_t tiles = (out[2] + m - 1) / m, per = chunk_tiles(g, in, out, a, tiles);
+    int64_t src2[4] = {in[0] * per, g->ic, in[3], in[4]}, dst2[4] = {in[0] * per, g->oc, out[3], out[4]};
 
     /* decide everything before the first step is pushed */
     dnnl_primitive_desc_t pd = NULL;
@@ -366,8 +391,9 @@ int conv_wino_build(builder *b, program *prepare, program *fwd, const conv_geom 
     op->g = *g;
     wino_run *c = bld_blob(b, sizeof *c);
     tensor *v = bld_blob(b, sizeof(tensor) * (size_t)a);
-    if (!c || !v) goto fail;
-    *c = (wino_run){.m = m, .r = r, .a = a, .pad = g->pad[0], .n = in[0], .tiles = tiles,
+    tensor *u = bld_blob(b, sizeof(tensor) * (size_t)a), *mm = bld_blob(b, sizeof(tensor) * (size_t)a);
+    if (!c || !v || !u || !mm) goto fail;
+    *c = (wino_run){.m = m, .r = r, .a = a, .pad = g->pad[0], .n = in[0], .per = per,
                     .id = in[2], .od = out[2], .cb_in = src2_md.padded_dims[1] / blk_in,
                     .plane_in = in[3] * in[4] * blk_in, .cb_out = dst2_md.padded_dims[1] / blk_out,
                     .plane_out = out[3] * out[4] * blk_out, .blk_out = blk_out, .oc = g->oc,
@@ -385,38 +411,42 @@ int conv_wino_build(builder *b, program *prepare, program *fwd, const conv_geom 
         md_plain(&bmd, 1, &oc);
         if (bld_view(b, &bmd, bias, &op->bias) != 0) goto fail;
     }
-
-    /* the forward: input transform, a convolutions, output transform */
-    step in_step = {.fn = wino_input_fn, .ctx = c, .what = "winograd input transform"};
-    if (prog_push(fwd, &in_step, b->err) != 0) goto fail;
-    step conv = {.what = "winograd 2D convolution"};
-    conv.nargs = 3; /* SRC, WEIGHTS, DST; bld_primitive appends the scratchpad */
-    dnnl_primitive_desc_t owned = pd;
-    pd = NULL;
-    if (bld_primitive(b, owned, &conv) != 0) goto fail;
-    for (int k = 0; k < a; k++) {
-        tensor uk, mk;
-        if (bld_transient(b, &src2_md, (size_t)k * u1, &uk) != 0 ||
-            bld_transient(b, &dst2_md, (size_t)a * u1 + (size_t)k * m1, &mk) != 0)
-            goto fail;
-        if (k == 0) {
-            c->u0 = uk;
-            c->m0 = mk;
-        }
-        step sk = conv;
-        sk.args[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, uk.mem};
-        sk.args[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, v[k].mem};
-        sk.args[2] = (dnnl_exec_arg_t){DNNL_ARG_DST, mk.mem};
-        if (prog_push(fwd, &sk, b->err) != 0) goto fail;
-    }
-    /* the output last: a new activation is the slot allocator's latest */
+    /* the output (the slot allocator's latest activation: the group's value) */
     if (c->sum)
         op->dst = *residual;
     else if (bld_act(b, &dst3_md, &op->dst) != 0)
         goto fail;
     c->dst = op->dst;
-    step out_step = {.fn = wino_output_fn, .ctx = c, .what = "winograd output transform"};
-    if (prog_push(fwd, &out_step, b->err) != 0) goto fail;
+    /* U_k and M_k, the same bytes for every chunk */
+    for (int k = 0; k < a; k++)
+        if (bld_transient(b, &src2_md, (size_t)k * u1, &u[k]) != 0 ||
+            bld_transient(b, &dst2_md, (size_t)a * u1 + (size_t)k * m1, &mm[k]) != 0)
+            goto fail;
+    c->u0 = u[0];
+    c->m0 = mm[0];
+
+    /* the forward, chunk by chunk: input transform, a convolutions, output transform */
+    step conv = {.what = "winograd 2D convolution"};
+    conv.nargs = 3; /* SRC, WEIGHTS, DST; bld_primitive appends the scratchpad */
+    dnnl_primitive_desc_t owned = pd;
+    pd = NULL;
+    if (bld_primitive(b, owned, &conv) != 0) goto fail;
+    for (int64_t first = 0; first < tiles; first += per) {
+        wino_chunk *ch = bld_blob(b, sizeof *ch);
+        if (!ch) goto fail;
+        *ch = (wino_chunk){.run = c, .first = first};
+        step in_step = {.fn = wino_input_fn, .ctx = ch, .what = "winograd input transform"};
+        if (prog_push(fwd, &in_step, b->err) != 0) goto fail;
+        for (int k = 0; k < a; k++) {
+            step sk = conv;
+            sk.args[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, u[k].mem};
+            sk.args[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, v[k].mem};
+            sk.args[2] = (dnnl_exec_arg_t){DNNL_ARG_DST, mm[k].mem};
+            if (prog_push(fwd, &sk, b->err) != 0) goto fail;
+        }
+        step out_step = {.fn = wino_output_fn, .ctx = ch, .what = "winograd output transform"};
+        if (prog_push(fwd, &out_step, b->err) != 0) goto fail;
+    }
     return 1;
 fail:
     if (pd) dnnl_primitive_desc_destroy(pd);
