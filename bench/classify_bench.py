@@ -10,11 +10,15 @@ Rows, side by side in one run, ResNet-18 (shortcut B, weights from
   st3d features           `st3d features` on an H.264 video (libx264, B-frames,
                           320x240, 25 fps, --seconds long): wall time of the
                           whole command over the clips it wrote
+  ... --conv direct       the same without temporal Winograd (oneDNN's direct
+                          kernels only)
   PyTorch (companion)     the companion tool's job in one process: frames
                           decoded by PyAV (Debian's python3-av), PIL's
                           Scale(112) + CenterCrop + ToTensor + Normalize, the
                           same network (tests/torch/ref_resnet.py, the same
-                          weights) in eval mode under no_grad
+                          weights) in eval mode under no_grad: eager, and
+                          at its best, torch.jit.optimize_for_inference of
+                          the frozen traced network (oneDNN layouts)
   memory                  peak RSS of `st3d features` (ResNet-18, 8 x 32 x 32
                           clips every 250 frames) on a generated 96x64 video
                           of 1 minute and of --long-minutes minutes
@@ -55,8 +59,9 @@ def peak_rss_mb(cmd):
     return [int(l.split()[1]) for l in p.stderr.splitlines() if l.startswith("MAXRSS")][-1] / 1024
 
 
-def torch_companion(video, weights, batch, threads):
-    """Clips/s of the companion's pipeline in PyTorch, decoding included."""
+def torch_companion(video, weights, batch, threads, optimized=False):
+    """Clips/s of the companion's pipeline in PyTorch, decoding included;
+    optimized: the network frozen and optimized for inference first."""
     import av
     import torch
     from PIL import Image
@@ -66,6 +71,23 @@ def torch_companion(video, weights, batch, threads):
     net = ref_resnet.build("resnet", 18, n_classes=400, shortcut="B")
     net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in st_io.load(weights)[0].items()})
     net.eval()
+    if optimized:
+        class WithFeatures(torch.nn.Module):
+            def __init__(self, net):
+                super().__init__()
+                self.net = net
+
+            def forward(self, x):
+                return self.net(x, return_features=True)
+        example = torch.zeros(batch, 3, 16, 112, 112)
+        with torch.no_grad():
+            net = torch.jit.optimize_for_inference(
+                torch.jit.freeze(torch.jit.trace(WithFeatures(net).eval(), example)))
+            net(example)  # the first call specializes; not timed
+        call = net
+    else:
+        def call(x):
+            return net(x, return_features=True)
     mean = np.array([0.4345, 0.4051, 0.3775], np.float32)
     std = np.array([0.2768, 0.2713, 0.2737], np.float32)
 
@@ -86,11 +108,11 @@ def torch_companion(video, weights, batch, threads):
                 clips.append(np.stack(frames, 1))
                 frames = []
             if len(clips) == batch:
-                net(torch.from_numpy(np.stack(clips)), return_features=True)
+                call(torch.from_numpy(np.stack(clips)))
                 n += len(clips)
                 clips = []
         if clips:
-            net(torch.from_numpy(np.stack(clips)), return_features=True)
+            call(torch.from_numpy(np.stack(clips)))
             n += len(clips)
     return n / (time.time() - t0), n
 
@@ -116,7 +138,7 @@ def main():
         # --rounds interleaved rounds of (network alone, end to end), the
         # best of each: this machine's noise (+-10 % between runs) is the
         # size of the margin the issue asks about
-        bench_rates, feat_rates = [], []
+        bench_rates, feat_rates, direct_rates = [], [], []
         for r in range(a.rounds):
             p = sh([st3d, "bench", "--model", "resnet", "--model-depth", 18, "--batch", a.batch,
                     "--sample-duration", 16, "--sample-size", 112, "--mode", "infer", "--threads",
@@ -129,16 +151,23 @@ def main():
             el = time.time() - t0
             n = len(json.load(open(os.path.join(out, "video.json")))["clips"])
             feat_rates.append(n / el)
+            t0 = time.time()
+            sh([st3d, "features", "--weights", w, "--output", out + "d", "--batch-size",
+                a.batch, "--threads", a.threads, "--conv", "direct", video])
+            direct_rates.append(n / (time.time() - t0))
         bench = max(bench_rates)
         rows = [("st3d bench infer (network alone)", bench,
                  "best of %s" % " ".join("%.2f" % x for x in bench_rates))]
         rows.append(("st3d features (end to end)", max(feat_rates),
                      "%.0f%% of bench; best of %s" % (100 * max(feat_rates) / bench,
                                                       " ".join("%.2f" % x for x in feat_rates))))
+        rows.append(("st3d features --conv direct", max(direct_rates),
+                     "best of %s" % " ".join("%.2f" % x for x in direct_rates)))
         if not a.no_torch:
-            rate, _ = torch_companion(video, w, a.batch, a.threads)
-            rows.append(("PyTorch companion pipeline", rate,
-                         "st3d features %.2fx" % (rows[1][1] / rate)))
+            for name, opt in (("PyTorch companion pipeline, eager", False),
+                              ("PyTorch companion pipeline, optimized", True)):
+                rate, _ = torch_companion(video, w, a.batch, a.threads, opt)
+                rows.append((name, rate, "st3d features %.2fx" % (rows[1][1] / rate)))
         print("resnet-18, batch %d, %d threads, %d s of 320x240 H.264 (%d clips)"
               % (a.batch, a.threads, a.seconds, n))
         for name, rate, note in rows:

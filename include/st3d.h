@@ -303,7 +303,10 @@ int st3d_model_train_step(st3d_model *model, const float *x, const int64_t shape
  * shape, for inference and for training.  Up to 4 shapes per mode are kept
  * (least recently used out first), so that a smaller last batch, or a batch
  * shrunk by an unreadable video, builds its plan once and never rebuilds the
- * others.  An exec borrows its model, which must outlive it.
+ * others.  For inference, a batch smaller than one already planned for the
+ * same clip size usually builds nothing: when that plan runs its first
+ * layers clip by clip (any batch of large clips), it serves the smaller
+ * batch too.  An exec borrows its model, which must outlive it.
  * st3d_model_forward and st3d_model_train_step run on an exec the model makes
  * for itself on first use. */
 typedef struct st3d_exec st3d_exec;

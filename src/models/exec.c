@@ -74,20 +74,39 @@ static int check_shape(const st3d_model *m, const int64_t shape[5], st3d_error *
     return rc;
 }
 
-/* The plan for this shape and mode: a cached one, or a new one built in the
- * free (else least recently used) place. */
+/* An inference plan whose head runs clip by clip (plan_infer.c) serves any
+ * smaller batch of the same clip shape: the head runs once per clip given,
+ * the rest on the plan's whole batch (the places past the given clips hold
+ * earlier clips' values, and their outputs are not read).  A stream's last,
+ * partial batch then builds nothing; it costs the rest of the network for
+ * the missing clips, a small part of the whole. */
+static int serves_smaller(const plan *p, const int64_t shape[5]) {
+    return p->head_runs > 1 && shape[0] < p->shape[0] &&
+           !memcmp(p->shape + 1, shape + 1, sizeof(int64_t) * 4);
+}
+
+/* The plan for this shape and mode: a cached one (for inference, also one
+ * that serves a smaller batch), or a new one built in the free (else least
+ * recently used) place. */
 static plan *get_plan(st3d_exec *e, const int64_t shape[5], int training, st3d_error *err) {
     plan **row = e->plans[training];
     uint64_t *use = e->last_use[training];
-    int victim = 0;
+    int victim = 0, larger = -1;
     e->tick++;
     for (int i = 0; i < EXEC_PLANS; i++) {
         if (row[i] && !memcmp(row[i]->shape, shape, sizeof(int64_t) * 5)) {
             use[i] = e->tick;
             return row[i];
         }
+        if (row[i] && !training && serves_smaller(row[i], shape) &&
+            (larger < 0 || row[i]->shape[0] < row[larger]->shape[0]))
+            larger = i;
         if (!row[victim]) continue;
         if (!row[i] || use[i] < use[victim]) victim = i;
+    }
+    if (larger >= 0) {
+        use[larger] = e->tick;
+        return row[larger];
     }
     if (check_shape(e->m, shape, err) != 0) return NULL;
     if (row[victim] == e->last_infer) e->last_infer = NULL;
@@ -143,7 +162,8 @@ int st3d_exec_forward(st3d_exec *e, const float *x, const int64_t shape[5], floa
     /* the head clip by clip (plan_infer.c; without one, the input once), then
      * the rest on the batch */
     size_t clip = md_bytes(&p->input.md) / sizeof(float); /* the input of one head run */
-    for (int64_t i = 0; i < p->head_runs; i++) {
+    int64_t runs = p->head_runs > 1 ? shape[0] : 1; /* a smaller batch: its clips only */
+    for (int64_t i = 0; i < runs; i++) {
         const float *xi = x + (size_t)i * clip;
         if (p->input_borrowed) /* read only by convolutions: no copy */
             dnnl_memory_set_data_handle(p->input.mem, (void *)xi);
@@ -153,8 +173,9 @@ int st3d_exec_forward(st3d_exec *e, const float *x, const int64_t shape[5], floa
         if (p->head.n && prog_run(&p->head, e->stream, err) != 0) return -1;
     }
     if (prog_run(&p->fwd, e->stream, err) != 0) return -1;
-    if (logits) memcpy(logits, tensor_ptr(&p->logits), md_bytes(&p->logits.md));
-    if (features) memcpy(features, tensor_ptr(&p->features), md_bytes(&p->features.md));
+    size_t rows = (size_t)shape[0], all = (size_t)p->shape[0];
+    if (logits) memcpy(logits, tensor_ptr(&p->logits), md_bytes(&p->logits.md) / all * rows);
+    if (features) memcpy(features, tensor_ptr(&p->features), md_bytes(&p->features.md) / all * rows);
     e->last_infer = p;
     return 0;
 }

@@ -12,7 +12,10 @@
  * strided downsampling in all dimensions, the 1x1x1 stride-2 shortcut B,
  * ResNeXt's grouped convolutions (4 and 32 groups), C3D's biased convs and
  * layer4's 1x4x4 volume.  Inputs arrive in plain, channels-last and blocked
- * layouts, as they do from a network's previous layer.
+ * layouts, as they do from a network's previous layer.  The temporal
+ * Winograd convolution (conv_wino_build) runs the fused cases' checks on
+ * its own geometries: every tile size it picks, partial last tiles, tiles
+ * in several chunks, groups, bias, sum and ReLU.
  */
 #include "harness.h"
 
@@ -224,13 +227,36 @@ static const fused_case fused_cases[] = {
     {{"r2plus1d end", 2, 16, 16, 1, {3, 4, 4}, {3, 1, 1}, {1, 1, 1}, {1, 0, 0}, 1, LAY_8C, 0}, 1, 1, LAY_8C},
 };
 
-static void run_fused_case(const fused_case *f, uint64_t seed) {
+/* Temporal Winograd (conv_wino.c), which must accept each of these: the
+ * residual of a sum comes in the blocked layout its 2D kernels produce. */
+static const fused_case wino_cases[] = {
+    /* ResNet stem r = 7 over 16 frames: F(4, 7), 4 tiles */
+    {{"stem F(4,7)", 1, 3, 8, 1, {16, 10, 10}, {7, 7, 7}, {1, 2, 2}, {3, 3, 3}, 1, LAY_NCDHW, 0}, 0, 1, LAY_NCDHW},
+    /* 10 frames: 3 tiles, the last one cut at 2 frames; batch 2 */
+    {{"stem F(4,7) partial", 2, 3, 8, 1, {10, 9, 9}, {7, 7, 7}, {1, 2, 2}, {3, 3, 3}, 0, LAY_NCDHW, 0}, 0, 0, LAY_NCDHW},
+    /* basic block end over 8 frames: F(4, 3), sum + relu */
+    {{"block end F(4,3)", 2, 16, 16, 1, {8, 5, 5}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, 1, LAY_NATIVE, 0}, 1, 1, LAY_NATIVE},
+    /* 5 frames: F(6, 3), one tile cut at 5; plain input reordered */
+    {{"block F(6,3) partial", 2, 8, 16, 1, {5, 4, 4}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, 0, LAY_NCDHW, 0}, 0, 1, LAY_NCDHW},
+    /* 16 frames, 4 tiles of F(4, 3) in chunks of 2 (U and M within the output's bytes) */
+    {{"block F(4,3) 2 chunks", 1, 16, 64, 1, {16, 4, 4}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, 1, LAY_NATIVE, 0}, 0, 0, LAY_NCDHW},
+    /* r = 5 (--conv1-t-size 5) over 12 frames: F(4, 5) */
+    {{"stem r5 F(4,5)", 1, 3, 8, 1, {12, 8, 8}, {5, 7, 7}, {1, 2, 2}, {2, 3, 3}, 1, LAY_NCDHW, 0}, 0, 1, LAY_NCDHW},
+    /* ResNeXt grouped conv2 over 8 frames */
+    {{"resnext groups 4 F(4,3)", 2, 16, 16, 4, {8, 4, 4}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, 1, LAY_NATIVE, 0}, 0, 1, LAY_NCDHW},
+    /* R(2+1)D's temporal (3,1,1) conv, block end */
+    {{"r2plus1d temporal F(4,3)", 2, 16, 16, 1, {4, 4, 4}, {3, 1, 1}, {1, 1, 1}, {1, 0, 0}, 1, LAY_NATIVE, 0}, 1, 1, LAY_NATIVE},
+    /* channels that fill no block, bias; 6 frames: F(6, 3) */
+    {{"odd channels F(6,3)", 2, 5, 7, 1, {6, 4, 5}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, 1, LAY_NATIVE, 0}, 0, 1, LAY_NCDHW},
+};
+
+static void run_fused_case(const fused_case *f, uint64_t seed, int wino) {
     const conv_case *c = &f->c;
     char geom[320], extra[64];
     snprintf(extra, sizeof extra, "%s%s%s%s", f->sum ? " +sum into " : "",
              f->sum ? layout_name(f->res_lay) : "", f->relu ? " +relu" : "", "");
     describe(c, extra, geom, sizeof geom);
-    if (!case_begin("conv3d_fused", "%s", geom)) return;
+    if (!case_begin(wino ? "conv3d_winograd" : "conv3d_fused", "%s", geom)) return;
     conv_data d;
     conv_prepare(c, &d, seed);
     conv_check_reference(&d);
@@ -256,8 +282,14 @@ static void run_fused_case(const fused_case *f, uint64_t seed) {
     float *y_got;
     if (bench_feed(&k, &k.fwd, &xmd, d.x, &xt) != 0) goto done;
     if (f->sum && bench_feed(&k, &k.fwd, &rmd, res, &rt) != 0) goto done;
-    if (conv_build_forward(&k.b, &k.prep, &k.fwd, &g, &xt, d.wf, d.bf, &fuse, f->sum ? &rt : NULL,
-                           0, &op) != 0) {
+    if (wino) {
+        int built = conv_wino_build(&k.b, &k.prep, &k.fwd, &g, &xt, d.wf, d.bf, &fuse,
+                                    f->sum ? &rt : NULL, &op);
+        if (built < 0) case_error("conv_wino_build", &k.err);
+        if (built == 0) case_fail("conv_wino_build declined a geometry it should take");
+        if (built != 1) goto done;
+    } else if (conv_build_forward(&k.b, &k.prep, &k.fwd, &g, &xt, d.wf, d.bf, &fuse,
+                                  f->sum ? &rt : NULL, 0, &op) != 0) {
         case_error("conv_build_forward (fused)", &k.err);
         goto done;
     }
@@ -331,7 +363,9 @@ void test_conv(void) {
     for (size_t i = 0; i < sizeof conv_cases / sizeof *conv_cases; i++)
         run_conv_case(&conv_cases[i], seed++);
     for (size_t i = 0; i < sizeof fused_cases / sizeof *fused_cases; i++)
-        run_fused_case(&fused_cases[i], seed++);
+        run_fused_case(&fused_cases[i], seed++, 0);
+    for (size_t i = 0; i < sizeof wino_cases / sizeof *wino_cases; i++)
+        run_fused_case(&wino_cases[i], seed++, 1);
     for (size_t i = 0; i < sizeof gemm_cases / sizeof *gemm_cases; i++)
         run_gemm_case(&gemm_cases[i], seed++);
 }
