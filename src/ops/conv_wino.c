@@ -28,11 +28,12 @@
  * that whole networks stay within 1e-4 of PyTorch (tests/torch compares
  * them, with --conv auto and direct).
  *
- * Layouts: the 2D convolution picks its own (plain nchw, or nChw8c /
- * nChw16c); the 3D source and output take the matching 3D layout (ncdhw,
- * nCdhw8c, nCdhw16c), in which a frame of one channel block is one
- * contiguous plane of H x W x block floats, so both transforms are sums of
- * whole planes.  The transformed frames U and results M live in the plan's
+ * Layouts: the 2D convolution picks its own (plain nchw, nChw4c / 8c /
+ * 16c, or channels-last nhwc with AVX-512's brgemm kernels; a residual's
+ * layout when it sums into one), and the 3D source and output take the
+ * matching 3D layout (ncdhw, nCdhw4c / 8c / 16c, ndhwc), in which a frame of one channel block (channels last: of all
+ * channels) is one contiguous plane of H x W x block floats, so both
+ * transforms are sums of whole planes.  The transformed frames U and results M live in the plan's
  * transient area (engine.c), shared by every such convolution.
  */
 #include "ops.h"
@@ -171,13 +172,17 @@ typedef struct wino_run {
     int64_t id, od;                /* input and output frames */
     int64_t cb_in, plane_in;       /* source channel blocks; floats per block and frame */
     int64_t cb_out, plane_out;     /* the same for the output */
-    int64_t blk_out;               /* channels per output block (1 when plain) */
+    int64_t blk_out;               /* channels per output block (1 plain, C channels last) */
     int oc;                        /* output channels */
     const float *bias;             /* OC, or NULL */
     int sum, relu;                 /* add the output's previous content; then ReLU */
     tensor src, dst;               /* 3D source and output, in this operator's layouts */
     tensor u0, m0;                 /* U_0 and M_0 in the transient area ... */
     int64_t u_stride, m_stride;    /* ... with U_k, M_k this many floats further */
+    /* the transforms' per-job bodies for this CPU (wino_pick_bodies) */
+    void (*input_job)(const struct wino_run *c, const float *x, int64_t t0, float *u);
+    void (*output_job)(const struct wino_run *c, const float *mk, int64_t ocb, int64_t t0,
+                       float *y);
 } wino_run;
 
 /* One chunk's transform step. */
@@ -186,8 +191,122 @@ typedef struct wino_chunk {
     int64_t first;                 /* its first tile */
 } wino_chunk;
 
-/* U_k = sum_j BT[k][j] x[t0 + j] for the chunk's tiles, every channel block
- * and k, t0 = tile x m - pad.
+/* The transforms are sums of whole planes, a few multiply-adds per float
+ * read: each job's body is compiled for the x86-64 baseline and for AVX2 and
+ * AVX-512 (8 and 16 lanes where the baseline has 4), chosen once at run time
+ * (as spatial.c's taps_line).  Without contraction into FMAs (C11 mode) the
+ * three give the same bits. */
+
+/* U_k = sum_j BT[k][j] x[t0 + j], k < a, for one clip's tile and channel
+ * block: x points at its input frame t0 = tile x m - pad (frames outside
+ * 0 .. id - 1 are the zero padding), u at U_0's plane for it.
+ *   x: id frames of P floats      U_k: P floats, k x u_stride apart */
+static inline void wino_input_body(const wino_run *c, const float *x, int64_t t0, float *u) {
+    const int64_t P = c->plane_in;
+    float acc[WINO_CHUNK];
+    for (int64_t e0 = 0; e0 < P; e0 += WINO_CHUNK) {
+        int len = P - e0 < WINO_CHUNK ? (int)(P - e0) : WINO_CHUNK;
+        for (int k = 0; k < c->a; k++) {
+            memset(acc, 0, sizeof acc);
+            for (int j = 0; j < c->a; j++) {
+                float w = c->BT[k * c->a + j];
+                int64_t t = t0 + j;
+                if (w == 0.0f || t < 0 || t >= c->id) continue; /* zero padding */
+                const float *xt = x + t * P + e0;
+                for (int e = 0; e < len; e++) acc[e] += w * xt[e];
+            }
+            memcpy(u + k * c->u_stride + e0, acc, sizeof(float) * (size_t)len);
+        }
+    }
+}
+
+/* bias[e] for the floats e0 .. e0 + len - 1 of a plane of output block ocb
+ * (channel ocb x B + (e0 + e) mod B; 0 for the block's padding channels). */
+static void fill_bias(const wino_run *c, int64_t ocb, int64_t e0, int len, float *bias) {
+    const int64_t B = c->blk_out;
+    int64_t ch = e0 % B;
+    for (int e = 0; e < len; e++) {
+        int64_t oc = ocb * B + ch;
+        bias[e] = c->bias && oc < c->oc ? c->bias[oc] : 0.0f;
+        if (++ch == B) ch = 0;
+    }
+}
+
+/* y[t0 + i] = act(sum_k AT[i][k] M_k + bias (+ y[t0 + i])), i < m (a last
+ * tile past od is cut), for one clip's tile and output channel block: mk
+ * points at M_0's plane for it, y at the block's frame 0.  Plane chunk by
+ * chunk, so that the a chunks of M stay in L1 while the m outputs are made.
+ *   M_k: P floats, k x m_stride apart      y: od frames of P floats */
+static inline void wino_output_body(const wino_run *c, const float *mk, int64_t ocb, int64_t t0,
+                                    float *y) {
+    const int64_t P = c->plane_out;
+    const int mt = t0 + c->m <= c->od ? c->m : (int)(c->od - t0);
+    float bias[WINO_CHUNK], acc[WINO_CHUNK];
+    int bias_once = WINO_CHUNK % c->blk_out == 0; /* else its pattern shifts chunk to chunk */
+    if (bias_once) fill_bias(c, ocb, 0, WINO_CHUNK, bias);
+    for (int64_t e0 = 0; e0 < P; e0 += WINO_CHUNK) {
+        int len = P - e0 < WINO_CHUNK ? (int)(P - e0) : WINO_CHUNK;
+        if (!bias_once) fill_bias(c, ocb, e0, len, bias);
+        for (int i = 0; i < mt; i++) {
+            float *yt = y + (t0 + i) * P + e0;
+            for (int e = 0; e < len; e++) acc[e] = bias[e] + (c->sum ? yt[e] : 0.0f);
+            for (int k = 0; k < c->a; k++) {
+                float w = c->AT[i * c->a + k];
+                if (w == 0.0f) continue;
+                const float *m = mk + k * c->m_stride + e0;
+                for (int e = 0; e < len; e++) acc[e] += w * m[e];
+            }
+            if (c->relu)
+                for (int e = 0; e < len; e++) acc[e] = acc[e] > 0.0f ? acc[e] : 0.0f;
+            memcpy(yt, acc, sizeof(float) * (size_t)len);
+        }
+    }
+}
+
+static void wino_input_base(const wino_run *c, const float *x, int64_t t0, float *u) {
+    wino_input_body(c, x, t0, u);
+}
+static void wino_output_base(const wino_run *c, const float *mk, int64_t ocb, int64_t t0,
+                             float *y) {
+    wino_output_body(c, mk, ocb, t0, y);
+}
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx2"))) static void wino_input_avx2(const wino_run *c, const float *x,
+                                                            int64_t t0, float *u) {
+    wino_input_body(c, x, t0, u);
+}
+__attribute__((target("avx2"))) static void wino_output_avx2(const wino_run *c, const float *mk,
+                                                             int64_t ocb, int64_t t0, float *y) {
+    wino_output_body(c, mk, ocb, t0, y);
+}
+__attribute__((target("avx512f"))) static void wino_input_avx512(const wino_run *c,
+                                                                 const float *x, int64_t t0,
+                                                                 float *u) {
+    wino_input_body(c, x, t0, u);
+}
+__attribute__((target("avx512f"))) static void wino_output_avx512(const wino_run *c,
+                                                                  const float *mk, int64_t ocb,
+                                                                  int64_t t0, float *y) {
+    wino_output_body(c, mk, ocb, t0, y);
+}
+#endif
+
+/* The widest of those this CPU runs. */
+static void wino_pick_bodies(wino_run *c) {
+    c->input_job = wino_input_base;
+    c->output_job = wino_output_base;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (__builtin_cpu_supports("avx512f")) {
+        c->input_job = wino_input_avx512;
+        c->output_job = wino_output_avx512;
+    } else if (__builtin_cpu_supports("avx2")) {
+        c->input_job = wino_input_avx2;
+        c->output_job = wino_output_avx2;
+    }
+#endif
+}
+
+/* The chunk's input transform, one job per clip, tile and channel block.
  *   x: n x cb_in x id x plane_in      U_k: (n x per) x cb_in x plane_in */
 static void wino_input_fn(const step *s) {
     const wino_chunk *ch = s->ctx;
@@ -199,92 +318,70 @@ static void wino_input_fn(const step *s) {
     for (int64_t job = 0; job < jobs; job++) {
         int64_t cb = job % c->cb_in, nt = job / c->cb_in; /* nt = clip x per + tile in chunk */
         int64_t n = nt / c->per, t0 = (ch->first + nt % c->per) * c->m - c->pad;
-        const float *xc = x + (n * c->cb_in + cb) * c->id * P;
-        float *uc = u + (nt * c->cb_in + cb) * P;
-        float acc[WINO_CHUNK];
-        for (int64_t e0 = 0; e0 < P; e0 += WINO_CHUNK) {
-            int len = P - e0 < WINO_CHUNK ? (int)(P - e0) : WINO_CHUNK;
-            for (int k = 0; k < c->a; k++) {
-                memset(acc, 0, sizeof acc);
-                for (int j = 0; j < c->a; j++) {
-                    float w = c->BT[k * c->a + j];
-                    int64_t t = t0 + j;
-                    if (w == 0.0f || t < 0 || t >= c->id) continue; /* zero padding */
-                    const float *xt = xc + t * P + e0;
-                    for (int e = 0; e < len; e++) acc[e] += w * xt[e];
-                }
-                memcpy(uc + k * c->u_stride + e0, acc, sizeof(float) * (size_t)len);
-            }
-        }
+        c->input_job(c, x + (n * c->cb_in + cb) * c->id * P, t0, u + (nt * c->cb_in + cb) * P);
     }
 }
 
-/* y[tile * m + i] = act(sum_k AT[i][k] M_k + bias (+ y)) for the chunk's
- * tiles, every output channel block and i < m (a last tile past od is cut).
- *   M_k: (n x per) x cb_out x plane_out      y: n x cb_out x od x plane_out */
+/* The chunk's output transform, one job per clip, output channel block and
+ * tile.   M_k: (n x per) x cb_out x plane_out      y: n x cb_out x od x plane_out */
 static void wino_output_fn(const step *s) {
     const wino_chunk *ch = s->ctx;
     const wino_run *c = ch->run;
     const float *mb = tensor_ptr(&c->m0);
     float *y = tensor_ptr(&c->dst);
-    const int64_t P = c->plane_out, B = c->blk_out, jobs = c->n * c->cb_out * c->per;
+    const int64_t P = c->plane_out, jobs = c->n * c->cb_out * c->per;
 #pragma omp parallel for schedule(static)
     for (int64_t job = 0; job < jobs; job++) {
         int64_t jj = job % c->per, ocb = job / c->per % c->cb_out, n = job / c->per / c->cb_out;
-        int64_t t0 = (ch->first + jj) * c->m;
-        float bias[WINO_CHUNK], acc[WINO_CHUNK];
-        for (int e = 0; e < WINO_CHUNK; e++) {
-            int64_t oc = ocb * B + e % B; /* a chunk starts at a block boundary */
-            bias[e] = c->bias && oc < c->oc ? c->bias[oc] : 0.0f;
-        }
-        const float *m0 = mb + ((n * c->per + jj) * c->cb_out + ocb) * P;
-        for (int i = 0; i < c->m && t0 + i < c->od; i++) {
-            float *yt = y + ((n * c->cb_out + ocb) * c->od + t0 + i) * P;
-            for (int64_t e0 = 0; e0 < P; e0 += WINO_CHUNK) {
-                int len = P - e0 < WINO_CHUNK ? (int)(P - e0) : WINO_CHUNK;
-                for (int e = 0; e < len; e++) acc[e] = bias[e] + (c->sum ? yt[e0 + e] : 0.0f);
-                for (int k = 0; k < c->a; k++) {
-                    float w = c->AT[i * c->a + k];
-                    if (w == 0.0f) continue;
-                    const float *mk = m0 + k * c->m_stride + e0;
-                    for (int e = 0; e < len; e++) acc[e] += w * mk[e];
-                }
-                if (c->relu)
-                    for (int e = 0; e < len; e++) acc[e] = acc[e] > 0.0f ? acc[e] : 0.0f;
-                memcpy(yt + e0, acc, sizeof(float) * (size_t)len);
-            }
-        }
+        c->output_job(c, mb + ((n * c->per + jj) * c->cb_out + ocb) * P, ocb,
+                      (ch->first + jj) * c->m, y + (n * c->cb_out + ocb) * c->od * P);
     }
 }
 
 /* ------------------------------------------------------------ build */
 
+/* The 2D activation layouts the transforms take and their 3D twins, in
+ * which a frame of one channel block (channels last: of all channels) is one
+ * contiguous plane of H x W x block floats. */
+#define WINO_LAYOUTS 5
+static const dnnl_format_tag_t wino_tags2[WINO_LAYOUTS] = {dnnl_nchw, dnnl_nChw4c, dnnl_nChw8c,
+                                                           dnnl_nChw16c, dnnl_nhwc};
+static const dnnl_format_tag_t wino_tags3[WINO_LAYOUTS] = {dnnl_ncdhw, dnnl_nCdhw4c, dnnl_nCdhw8c,
+                                                           dnnl_nCdhw16c, dnnl_ndhwc};
+
+/* Which of those md is (-1: none), for a 2D (nd 4) or 3D (nd 5) md. */
+static int wino_layout_of(const dnnl_memory_desc_t *md, int nd) {
+    if (md->ndims != nd) return -1;
+    for (int i = 0; i < WINO_LAYOUTS; i++) {
+        dnnl_memory_desc_t want;
+        dnnl_memory_desc_init_by_tag(&want, nd, md->dims, dnnl_f32,
+                                     nd == 4 ? wino_tags2[i] : wino_tags3[i]);
+        if (md_equal(md, &want)) return i;
+    }
+    return -1;
+}
+
 /* Channels per block of a 2D activation layout oneDNN chose (nchw: 1,
- * nChw8c: 8, nChw16c: 16), 0 for any other; *md3 receives the matching 3D
- * layout for dims3. */
+ * nChw4c/8c/16c: 4/8/16, nhwc: C), 0 for any other; *md3 receives the
+ * matching 3D layout for dims3. */
 static int layout_block(const dnnl_memory_desc_t *md2, const int64_t dims3[5],
                         dnnl_memory_desc_t *md3) {
-    static const dnnl_format_tag_t tags2[3] = {dnnl_nchw, dnnl_nChw8c, dnnl_nChw16c};
-    static const dnnl_format_tag_t tags3[3] = {dnnl_ncdhw, dnnl_nCdhw8c, dnnl_nCdhw16c};
-    static const int blocks[3] = {1, 8, 16};
-    for (int i = 0; i < 3; i++) {
-        dnnl_memory_desc_t want;
-        dnnl_memory_desc_init_by_tag(&want, 4, md2->dims, dnnl_f32, tags2[i]);
-        if (!md_equal(md2, &want)) continue;
-        dnnl_dims_t full = {0};
-        memcpy(full, dims3, 5 * sizeof *dims3);
-        dnnl_memory_desc_init_by_tag(md3, 5, full, dnnl_f32, tags3[i]);
-        return blocks[i];
-    }
-    return 0;
+    const int blocks[WINO_LAYOUTS] = {1, 4, 8, 16, (int)md2->dims[1]};
+    int i = wino_layout_of(md2, 4);
+    if (i < 0) return 0;
+    dnnl_dims_t full = {0};
+    memcpy(full, dims3, 5 * sizeof *dims3);
+    dnnl_memory_desc_init_by_tag(md3, 5, full, dnnl_f32, wino_tags3[i]);
+    return blocks[i];
 }
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 /* The 2D convolution each transformed frame goes through: nt images of
- * IC x H x W, no bias (added after the output transform). */
+ * IC x H x W, no bias (added after the output transform), its activations
+ * in the layout `tag` (dnnl_format_tag_any: the kernel's choice). */
 static int make_2d_pd(builder *b, const conv_geom *g, const int64_t *src2, const int64_t *dst2,
-                      dnnl_primitive_desc_t *pd) {
+                      dnnl_format_tag_t tag, dnnl_primitive_desc_t *pd) {
     int64_t wdims[5];
     int wn = 0;
     if (g->groups > 1) wdims[wn++] = g->groups;
@@ -293,9 +390,9 @@ static int make_2d_pd(builder *b, const conv_geom *g, const int64_t *src2, const
     wdims[wn++] = g->k[1];
     wdims[wn++] = g->k[2];
     dnnl_memory_desc_t smd, wmd, dmd;
-    md_any(&smd, 4, src2);
+    dnnl_memory_desc_init_by_tag(&smd, 4, src2, dnnl_f32, tag);
     md_any(&wmd, wn, wdims);
-    md_any(&dmd, 4, dst2);
+    dnnl_memory_desc_init_by_tag(&dmd, 4, dst2, dnnl_f32, tag);
     dnnl_dims_t strides = {g->stride[1], g->stride[2]}, pad = {g->pad[1], g->pad[2]};
     dnnl_convolution_desc_t desc;
     if (dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct,
@@ -372,7 +469,12 @@ int conv_wino_build(builder *b, program *prepare, program *fwd, const conv_geom 
 
     /* decide everything before the first step is pushed */
     dnnl_primitive_desc_t pd = NULL;
-    int rc = make_2d_pd(b, g, src2, dst2, &pd);
+    int rc = 0;
+    if (fuse && fuse->sum) { /* the sum writes into the residual: its layout, if a kernel takes it */
+        int res = wino_layout_of(&residual->md, 5);
+        if (res >= 0) rc = make_2d_pd(b, g, src2, dst2, wino_tags2[res], &pd);
+    }
+    if (rc == 0) rc = make_2d_pd(b, g, src2, dst2, dnnl_format_tag_any, &pd);
     if (rc <= 0) return rc;
     dnnl_memory_desc_t src2_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
     dnnl_memory_desc_t dst2_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
@@ -401,6 +503,7 @@ int conv_wino_build(builder *b, program *prepare, program *fwd, const conv_geom 
                     .u_stride = (int64_t)(u1 / sizeof(float)), .m_stride = (int64_t)(m1 / sizeof(float))};
     memcpy(c->AT, AT, sizeof AT);
     memcpy(c->BT, BT, sizeof BT);
+    wino_pick_bodies(c);
     if (op_to_layout(b, fwd, src, &src3_md, &op->src_k) != 0) goto fail;
     c->src = op->src_k;
     if (build_weights(b, prepare, g, m, G, w_user, &w2_md, v) != 0) goto fail;

@@ -15,7 +15,8 @@
   bit-identical weights after every step.
 --part equiv
   with --sync-bn, 2 ranks x B clips equal 1 rank x 2B after 10 steps
-  (1e-4 relative); validation (val.log) and `st3d test` (its JSON, byte
+  (1e-4 relative, or 4x the difference that running the 1-rank job on 2
+  threads instead of 1 makes, where that is more); validation (val.log) and `st3d test` (its JSON, byte
   for byte) split over 2 ranks give what one process gives.
 --part resume
   equiv, and a 2-rank run stopped after epoch 1 and resumed on 1 rank (2B
@@ -118,16 +119,23 @@ def rel(a, b):
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
 
 
-def compare_weights(got, ref, what):
+def compare_weights(got, ref, what, floor=None):
+    """Every tensor of got within TOL (relative) of ref's; with floor (a
+    second reference that differs from ref only in the order of its float
+    sums), within 4x what that change alone makes where that is more:
+    momentum buffers of the stem, whose gradient nearly cancels under batch
+    norm, move by 3e-4 when only the thread count changes (AMD Zen 4)."""
     worst, name = 0.0, ""
     for k, v in ref.items():
         if k.endswith("num_batches_tracked"):
             check(int(np.array(got[k]).reshape(-1)[0]) == int(np.array(v).reshape(-1)[0]), f"{what}: {k}")
             continue
-        e = rel(got[k], v)
+        allowed = max(TOL, 4 * rel(floor[k], v)) if floor is not None else TOL
+        e = rel(got[k], v) / allowed
         if e > worst:
             worst, name = e, k
-    check(worst <= TOL, f"{what}: every tensor within {TOL:g} (worst {worst:.1e}, {name})")
+    check(worst <= 1.0, f"{what}: every tensor within {'its allowance' if floor else f'{TOL:g}'} "
+          f"(worst {worst:.2f} of it, {name})")
 
 
 # ------------------------------------------------------------ PyTorch side
@@ -266,9 +274,13 @@ def part_equiv(s, tmp):
     one = os.path.join(tmp, "one")
     s.train(2, 2, two, 2, "--sync-bn", "--check-replicas")
     s.train(1, 4, one, 2, "--sync-bn")
+    reorder = os.path.join(tmp, "one_2threads") # the same sums in another order
+    s.train(1, 4, reorder, 2, "--sync-bn", "--threads", "2")
     a, _ = st_io.load(os.path.join(two, "save_2.safetensors"))
     b, _ = st_io.load(os.path.join(one, "save_2.safetensors"))
-    compare_weights(a, b, "--sync-bn: 2 ranks x 2 clips vs 1 rank x 4 clips, 10 steps")
+    c, _ = st_io.load(os.path.join(reorder, "save_2.safetensors"))
+    compare_weights(a, b, "--sync-bn: 2 ranks x 2 clips vs 1 rank x 4 clips, 10 steps "
+                    "(allowance: max(1e-4, 4x 1 rank on 2 threads vs 1))", floor=c)
     la, lb = batch_losses(two), batch_losses(one)
     print("  losses rank 0 (2 ranks):", " ".join(f"{x:.4f}" for x in la))
     print("  losses (1 rank):        ", " ".join(f"{x:.4f}" for x in lb))

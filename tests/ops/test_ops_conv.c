@@ -246,6 +246,9 @@ static const fused_case wino_cases[] = {
     {{"resnext groups 4 F(4,3)", 2, 16, 16, 4, {8, 4, 4}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, 1, LAY_NATIVE, 0}, 0, 1, LAY_NCDHW},
     /* R(2+1)D's temporal (3,1,1) conv, block end */
     {{"r2plus1d temporal F(4,3)", 2, 16, 16, 1, {4, 4, 4}, {3, 1, 1}, {1, 1, 1}, {1, 0, 0}, 1, LAY_NATIVE, 0}, 1, 1, LAY_NATIVE},
+    /* 48 channels, bias: with channels last (AVX-512's brgemm kernels) a block of 48
+     * channels, whose bias pattern does not divide the transforms' 256-float chunks */
+    {{"48 channels F(4,3)", 1, 32, 48, 1, {8, 6, 6}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, 1, LAY_NDHWC, 0}, 0, 1, LAY_NCDHW},
     /* channels that fill no block, bias; 6 frames: F(6, 3) */
     {{"odd channels F(6,3)", 2, 5, 7, 1, {6, 4, 5}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, 1, LAY_NATIVE, 0}, 0, 1, LAY_NCDHW},
 };
