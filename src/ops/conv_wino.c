@@ -23,6 +23,10 @@
  * where t0 = tile * m - pad.  ResNet-18's conv1 (r = 7, 16 output frames)
  * then does 40 2D convolutions where the direct one does 100 that touch
  * real frames, layer1's 3x3x3 convolutions (8 frames) 12 where it does 22.
+ * The 2D convolutions are oneDNN's: its own Winograd F(2x2, 3x3) in space
+ * where it has one (3x3 kernels, stride 1, on AVX-512), so that a 3x3x3
+ * convolution is Winograd in all three dimensions; its direct kernels
+ * otherwise.
  * The matrices come from the Toom-Cook construction below, with points
  * chosen per a for float32 accuracy; m is kept small (m <= 6, a <= 10) so
  * that whole networks stay within 1e-4 of PyTorch (tests/torch compares
@@ -379,9 +383,11 @@ static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 /* The 2D convolution each transformed frame goes through: nt images of
  * IC x H x W, no bias (added after the output transform), its activations
- * in the layout `tag` (dnnl_format_tag_any: the kernel's choice). */
+ * in the layout `tag` (dnnl_format_tag_any: the kernel's choice), by
+ * algorithm alg (direct, or oneDNN's own Winograd in space); 0 when oneDNN
+ * has no kernel for it but its reference one. */
 static int make_2d_pd(builder *b, const conv_geom *g, const int64_t *src2, const int64_t *dst2,
-                      dnnl_format_tag_t tag, dnnl_primitive_desc_t *pd) {
+                      dnnl_format_tag_t tag, dnnl_alg_kind_t alg, dnnl_primitive_desc_t *pd) {
     int64_t wdims[5];
     int wn = 0;
     if (g->groups > 1) wdims[wn++] = g->groups;
@@ -390,13 +396,14 @@ static int make_2d_pd(builder *b, const conv_geom *g, const int64_t *src2, const
     wdims[wn++] = g->k[1];
     wdims[wn++] = g->k[2];
     dnnl_memory_desc_t smd, wmd, dmd;
-    dnnl_memory_desc_init_by_tag(&smd, 4, src2, dnnl_f32, tag);
+    dnnl_dims_t s2 = {src2[0], src2[1], src2[2], src2[3]}, d2 = {dst2[0], dst2[1], dst2[2], dst2[3]};
+    dnnl_memory_desc_init_by_tag(&smd, 4, s2, dnnl_f32, tag);
     md_any(&wmd, wn, wdims);
-    dnnl_memory_desc_init_by_tag(&dmd, 4, dst2, dnnl_f32, tag);
+    dnnl_memory_desc_init_by_tag(&dmd, 4, d2, dnnl_f32, tag);
     dnnl_dims_t strides = {g->stride[1], g->stride[2]}, pad = {g->pad[1], g->pad[2]};
     dnnl_convolution_desc_t desc;
-    if (dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct,
-                                           &smd, &wmd, NULL, &dmd, strides, pad, pad) != dnnl_success)
+    if (dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, alg, &smd, &wmd, NULL,
+                                           &dmd, strides, pad, pad) != dnnl_success)
         return 0;
     dnnl_primitive_attr_t attr = bld_attr(b);
     if (!attr) return -1;
@@ -468,13 +475,19 @@ int conv_wino_build(builder *b, program *prepare, program *fwd, const conv_geom 
     int64_t src2[4] = {in[0] * per, g->ic, in[3], in[4]}, dst2[4] = {in[0] * per, g->oc, out[3], out[4]};
 
     /* decide everything before the first step is pushed */
+    /* The 2D kernel: a sum writes into the residual, so in its layout if a
+     * kernel takes it; oneDNN's Winograd F(2x2, 3x3) in space where it has
+     * one (3x3, stride 1, AVX-512: 1.3-1.7x its direct kernels on ResNet-18's
+     * layer1 and layer2 planes, bench/RESULTS.md), else its direct kernel. */
+    dnnl_format_tag_t tags[2];
+    int ntags = 0, res = fuse && fuse->sum ? wino_layout_of(&residual->md, 5) : -1;
+    if (res >= 0) tags[ntags++] = wino_tags2[res];
+    tags[ntags++] = dnnl_format_tag_any;
+    static const dnnl_alg_kind_t algs[2] = {dnnl_convolution_winograd, dnnl_convolution_direct};
     dnnl_primitive_desc_t pd = NULL;
     int rc = 0;
-    if (fuse && fuse->sum) { /* the sum writes into the residual: its layout, if a kernel takes it */
-        int res = wino_layout_of(&residual->md, 5);
-        if (res >= 0) rc = make_2d_pd(b, g, src2, dst2, wino_tags2[res], &pd);
-    }
-    if (rc == 0) rc = make_2d_pd(b, g, src2, dst2, dnnl_format_tag_any, &pd);
+    for (int t = 0; t < ntags && rc == 0; t++)
+        for (int k = 0; k < 2 && rc == 0; k++) rc = make_2d_pd(b, g, src2, dst2, tags[t], algs[k], &pd);
     if (rc <= 0) return rc;
     dnnl_memory_desc_t src2_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
     dnnl_memory_desc_t dst2_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
