@@ -475,10 +475,11 @@ int conv_wino_build(builder *b, program *prepare, program *fwd, const conv_geom 
     int64_t src2[4] = {in[0] * per, g->ic, in[3], in[4]}, dst2[4] = {in[0] * per, g->oc, out[3], out[4]};
 
     /* decide everything before the first step is pushed */
-    /* The 2D kernel: a sum writes into the residual, so in its layout if a
-     * kernel takes it; oneDNN's Winograd F(2x2, 3x3) in space where it has
+    /* The 2D kernel: oneDNN's Winograd F(2x2, 3x3) in space where it has
      * one (3x3, stride 1, AVX-512: 1.3-1.7x its direct kernels on ResNet-18's
-     * layer1 and layer2 planes, bench/RESULTS.md), else its direct kernel. */
+     * layer1 and layer2 planes, bench/RESULTS.md), else its direct kernel;
+     * either in the layout of the residual a sum writes into, if it takes
+     * that (else the residual is reordered first, below). */
     dnnl_format_tag_t tags[2];
     int ntags = 0, res = fuse && fuse->sum ? wino_layout_of(&residual->md, 5) : -1;
     if (res >= 0) tags[ntags++] = wino_tags2[res];
@@ -486,8 +487,8 @@ int conv_wino_build(builder *b, program *prepare, program *fwd, const conv_geom 
     static const dnnl_alg_kind_t algs[2] = {dnnl_convolution_winograd, dnnl_convolution_direct};
     dnnl_primitive_desc_t pd = NULL;
     int rc = 0;
-    for (int t = 0; t < ntags && rc == 0; t++)
-        for (int k = 0; k < 2 && rc == 0; k++) rc = make_2d_pd(b, g, src2, dst2, tags[t], algs[k], &pd);
+    for (int k = 0; k < 2 && rc == 0; k++)
+        for (int t = 0; t < ntags && rc == 0; t++) rc = make_2d_pd(b, g, src2, dst2, tags[t], algs[k], &pd);
     if (rc <= 0) return rc;
     dnnl_memory_desc_t src2_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
     dnnl_memory_desc_t dst2_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
@@ -496,7 +497,7 @@ int conv_wino_build(builder *b, program *prepare, program *fwd, const conv_geom 
     int blk_in = layout_block(&src2_md, in, &src3_md), blk_out = layout_block(&dst2_md, out, &dst3_md);
     size_t u1 = align64(md_bytes(&src2_md)), m1 = align64(md_bytes(&dst2_md));
     float AT[WINO_MAX_M * WINO_MAX_A], G[WINO_MAX_A * WINO_MAX_R], BT[WINO_MAX_A * WINO_MAX_A];
-    if (!blk_in || !blk_out || (fuse && fuse->sum && !md_equal(&residual->md, &dst3_md)) ||
+    if (!blk_in || !blk_out ||
         (u1 + m1) * (size_t)a > WINO_MAX_BYTES || wino_matrices(m, r, AT, G, BT) != 0) {
         dnnl_primitive_desc_destroy(pd);
         return 0; /* the direct kernel, then */
@@ -528,9 +529,10 @@ int conv_wino_build(builder *b, program *prepare, program *fwd, const conv_geom 
         if (bld_view(b, &bmd, bias, &op->bias) != 0) goto fail;
     }
     /* the output (the slot allocator's latest activation: the group's value) */
-    if (c->sum)
+    if (c->sum && md_equal(&residual->md, &dst3_md))
         op->dst = *residual;
-    else if (bld_act(b, &dst3_md, &op->dst) != 0)
+    else if (bld_act(b, &dst3_md, &op->dst) != 0 ||
+             (c->sum && op_reorder(b, fwd, residual, &op->dst) != 0)) /* the sum's starting value */
         goto fail;
     c->dst = op->dst;
     /* U_k and M_k, the same bytes for every chunk */
