@@ -205,7 +205,9 @@ typedef struct wino_chunk {
  * block: x points at its input frame t0 = tile x m - pad (frames outside
  * 0 .. id - 1 are the zero padding), u at U_0's plane for it.
  *   x: id frames of P floats      U_k: P floats, k x u_stride apart */
-static inline void wino_input_body(const wino_run *c, const float *x, int64_t t0, float *u) {
+static inline __attribute__((always_inline)) void wino_input_body(const wino_run *c,
+                                                                  const float *x, int64_t t0,
+                                                                  float *u) {
     const int64_t P = c->plane_in;
     float acc[WINO_CHUNK];
     for (int64_t e0 = 0; e0 < P; e0 += WINO_CHUNK) {
@@ -241,8 +243,9 @@ static void fill_bias(const wino_run *c, int64_t ocb, int64_t e0, int len, float
  * points at M_0's plane for it, y at the block's frame 0.  Plane chunk by
  * chunk, so that the a chunks of M stay in L1 while the m outputs are made.
  *   M_k: P floats, k x m_stride apart      y: od frames of P floats */
-static inline void wino_output_body(const wino_run *c, const float *mk, int64_t ocb, int64_t t0,
-                                    float *y) {
+static inline __attribute__((always_inline)) void wino_output_body(const wino_run *c,
+                                                                   const float *mk, int64_t ocb,
+                                                                   int64_t t0, float *y) {
     const int64_t P = c->plane_out;
     const int mt = t0 + c->m <= c->od ? c->m : (int)(c->od - t0);
     float bias[WINO_CHUNK], acc[WINO_CHUNK];
