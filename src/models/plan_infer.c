@@ -124,6 +124,7 @@ typedef struct fold_ctx {
 /* w' = w * gamma / sqrt(var + eps);  b' = (b - mean) * gamma / sqrt(var + eps) + beta */
 static void fold_fn(const step *s) {
     const fold_ctx *c = s->ctx;
+#pragma omp parallel for schedule(static)
     for (int64_t o = 0; o < c->oc; o++) {
         double scale = (double)c->gamma[o] / sqrt((double)c->var[o] + c->eps);
         for (int64_t j = 0; j < c->per_oc; j++)
