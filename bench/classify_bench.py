@@ -8,8 +8,11 @@ Rows, side by side in one run, ResNet-18 (shortcut B, weights from
 --threads compute threads each:
   st3d bench infer        `st3d bench --mode infer`: the network alone
   st3d features           `st3d features` on an H.264 video (libx264, B-frames,
-                          320x240, 25 fps, --seconds long): wall time of the
-                          whole command over the clips it wrote
+                          320x240, 25 fps, --seconds long, default 300: long
+                          enough that one process's start-up, the plan's
+                          build and prepare, about 0.35 s, is a small
+                          share): wall time of the whole command over the
+                          clips it wrote
   ... --conv direct       the same without temporal Winograd (oneDNN's direct
                           kernels only)
   PyTorch (companion)     the companion tool's job in one process: frames
@@ -23,7 +26,7 @@ Rows, side by side in one run, ResNet-18 (shortcut B, weights from
                           clips every 250 frames) on a generated 96x64 video
                           of 1 minute and of --long-minutes minutes
 
-usage: /usr/bin/python3 bench/classify_bench.py [--st3d build/st3d] [--seconds 60]
+usage: /usr/bin/python3 bench/classify_bench.py [--st3d build/st3d] [--seconds 300]
        [--batch 8] [--threads 2] [--long-minutes 120] [--no-torch] [--rounds 3]
 (the st3d rows: interleaved rounds, the best of each)
 """
@@ -120,7 +123,7 @@ def torch_companion(video, weights, batch, threads, optimized=False):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--st3d", default=os.path.join(HERE, "..", "build", "st3d"))
-    ap.add_argument("--seconds", type=int, default=60)
+    ap.add_argument("--seconds", type=int, default=300)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--long-minutes", type=float, default=120)
