@@ -184,9 +184,10 @@ typedef struct wino_run {
     tensor u0, m0;                 /* U_0 and M_0 in the transient area ... */
     int64_t u_stride, m_stride;    /* ... with U_k, M_k this many floats further */
     /* the transforms' per-job bodies for this CPU (wino_pick_bodies) */
-    void (*input_job)(const struct wino_run *c, const float *x, int64_t t0, float *u);
+    void (*input_job)(const struct wino_run *c, const float *x, int64_t t0, float *u, int64_t eb,
+                      int64_t ee);
     void (*output_job)(const struct wino_run *c, const float *mk, int64_t ocb, int64_t t0,
-                       float *y);
+                       float *y, int64_t eb, int64_t ee);
 } wino_run;
 
 /* One chunk's transform step. */
@@ -202,16 +203,18 @@ typedef struct wino_chunk {
  * three give the same bits. */
 
 /* U_k = sum_j BT[k][j] x[t0 + j], k < a, for one clip's tile and channel
- * block: x points at its input frame t0 = tile x m - pad (frames outside
- * 0 .. id - 1 are the zero padding), u at U_0's plane for it.
+ * block, floats eb .. ee - 1 of each plane: x points at its input frame 0
+ * (frames t outside 0 .. id - 1 are the zero padding; t0 = tile x m - pad),
+ * u at U_0's plane for it.
  *   x: id frames of P floats      U_k: P floats, k x u_stride apart */
 static inline __attribute__((always_inline)) void wino_input_body(const wino_run *c,
                                                                   const float *x, int64_t t0,
-                                                                  float *u) {
+                                                                  float *u, int64_t eb,
+                                                                  int64_t ee) {
     const int64_t P = c->plane_in;
     float acc[WINO_CHUNK];
-    for (int64_t e0 = 0; e0 < P; e0 += WINO_CHUNK) {
-        int len = P - e0 < WINO_CHUNK ? (int)(P - e0) : WINO_CHUNK;
+    for (int64_t e0 = eb; e0 < ee; e0 += WINO_CHUNK) {
+        int len = ee - e0 < WINO_CHUNK ? (int)(ee - e0) : WINO_CHUNK;
         for (int k = 0; k < c->a; k++) {
             memset(acc, 0, sizeof acc);
             for (int j = 0; j < c->a; j++) {
@@ -239,20 +242,22 @@ static void fill_bias(const wino_run *c, int64_t ocb, int64_t e0, int len, float
 }
 
 /* y[t0 + i] = act(sum_k AT[i][k] M_k + bias (+ y[t0 + i])), i < m (a last
- * tile past od is cut), for one clip's tile and output channel block: mk
- * points at M_0's plane for it, y at the block's frame 0.  Plane chunk by
+ * tile past od is cut), for one clip's tile and output channel block,
+ * floats eb .. ee - 1 of each plane: mk points at M_0's plane for it, y at
+ * the block's frame 0.  Plane chunk by
  * chunk, so that the a chunks of M stay in L1 while the m outputs are made.
  *   M_k: P floats, k x m_stride apart      y: od frames of P floats */
 static inline __attribute__((always_inline)) void wino_output_body(const wino_run *c,
                                                                    const float *mk, int64_t ocb,
-                                                                   int64_t t0, float *y) {
+                                                                   int64_t t0, float *y,
+                                                                   int64_t eb, int64_t ee) {
     const int64_t P = c->plane_out;
     const int mt = t0 + c->m <= c->od ? c->m : (int)(c->od - t0);
     float bias[WINO_CHUNK], acc[WINO_CHUNK];
     int bias_once = WINO_CHUNK % c->blk_out == 0; /* else its pattern shifts chunk to chunk */
     if (bias_once) fill_bias(c, ocb, 0, WINO_CHUNK, bias);
-    for (int64_t e0 = 0; e0 < P; e0 += WINO_CHUNK) {
-        int len = P - e0 < WINO_CHUNK ? (int)(P - e0) : WINO_CHUNK;
+    for (int64_t e0 = eb; e0 < ee; e0 += WINO_CHUNK) {
+        int len = ee - e0 < WINO_CHUNK ? (int)(ee - e0) : WINO_CHUNK;
         if (!bias_once) fill_bias(c, ocb, e0, len, bias);
         for (int i = 0; i < mt; i++) {
             float *yt = y + (t0 + i) * P + e0;
@@ -270,31 +275,36 @@ static inline __attribute__((always_inline)) void wino_output_body(const wino_ru
     }
 }
 
-static void wino_input_base(const wino_run *c, const float *x, int64_t t0, float *u) {
-    wino_input_body(c, x, t0, u);
+static void wino_input_base(const wino_run *c, const float *x, int64_t t0, float *u, int64_t eb,
+                            int64_t ee) {
+    wino_input_body(c, x, t0, u, eb, ee);
 }
 static void wino_output_base(const wino_run *c, const float *mk, int64_t ocb, int64_t t0,
-                             float *y) {
-    wino_output_body(c, mk, ocb, t0, y);
+                             float *y, int64_t eb, int64_t ee) {
+    wino_output_body(c, mk, ocb, t0, y, eb, ee);
 }
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 __attribute__((target("avx2"))) static void wino_input_avx2(const wino_run *c, const float *x,
-                                                            int64_t t0, float *u) {
-    wino_input_body(c, x, t0, u);
+                                                            int64_t t0, float *u, int64_t eb,
+                                                            int64_t ee) {
+    wino_input_body(c, x, t0, u, eb, ee);
 }
 __attribute__((target("avx2"))) static void wino_output_avx2(const wino_run *c, const float *mk,
-                                                             int64_t ocb, int64_t t0, float *y) {
-    wino_output_body(c, mk, ocb, t0, y);
+                                                             int64_t ocb, int64_t t0, float *y,
+                                                             int64_t eb, int64_t ee) {
+    wino_output_body(c, mk, ocb, t0, y, eb, ee);
 }
 __attribute__((target("avx512f"))) static void wino_input_avx512(const wino_run *c,
                                                                  const float *x, int64_t t0,
-                                                                 float *u) {
-    wino_input_body(c, x, t0, u);
+                                                                 float *u, int64_t eb,
+                                                                 int64_t ee) {
+    wino_input_body(c, x, t0, u, eb, ee);
 }
 __attribute__((target("avx512f"))) static void wino_output_avx512(const wino_run *c,
                                                                   const float *mk, int64_t ocb,
-                                                                  int64_t t0, float *y) {
-    wino_output_body(c, mk, ocb, t0, y);
+                                                                  int64_t t0, float *y,
+                                                                  int64_t eb, int64_t ee) {
+    wino_output_body(c, mk, ocb, t0, y, eb, ee);
 }
 #endif
 
@@ -313,35 +323,51 @@ static void wino_pick_bodies(wino_run *c) {
 #endif
 }
 
-/* The chunk's input transform, one job per clip, tile and channel block.
+/* Floats of a plane per job at most (a multiple of WINO_CHUNK): a plane is
+ * split in parts so that a step has jobs for every thread even when a
+ * chunk holds one tile of one clip with few channel blocks (conv1's input,
+ * 3 planes). */
+#define WINO_PART (16 * WINO_CHUNK)
+
+static int64_t plane_parts(int64_t P) { return (P + WINO_PART - 1) / WINO_PART; }
+
+/* The chunk's input transform, one job per clip, tile, channel block and
+ * part of a plane.
  *   x: n x cb_in x id x plane_in      U_k: (n x per) x cb_in x plane_in */
 static void wino_input_fn(const step *s) {
     const wino_chunk *ch = s->ctx;
     const wino_run *c = ch->run;
     const float *x = tensor_ptr(&c->src);
     float *u = tensor_ptr(&c->u0);
-    const int64_t P = c->plane_in, jobs = c->n * c->per * c->cb_in;
+    const int64_t P = c->plane_in, parts = plane_parts(P), jobs = c->n * c->per * c->cb_in * parts;
 #pragma omp parallel for schedule(static)
     for (int64_t job = 0; job < jobs; job++) {
-        int64_t cb = job % c->cb_in, nt = job / c->cb_in; /* nt = clip x per + tile in chunk */
+        int64_t part = job % parts, rest = job / parts;
+        int64_t cb = rest % c->cb_in, nt = rest / c->cb_in; /* nt = clip x per + tile in chunk */
         int64_t n = nt / c->per, t0 = (ch->first + nt % c->per) * c->m - c->pad;
-        c->input_job(c, x + (n * c->cb_in + cb) * c->id * P, t0, u + (nt * c->cb_in + cb) * P);
+        int64_t eb = part * WINO_PART, ee = eb + WINO_PART < P ? eb + WINO_PART : P;
+        c->input_job(c, x + (n * c->cb_in + cb) * c->id * P, t0, u + (nt * c->cb_in + cb) * P, eb,
+                     ee);
     }
 }
 
-/* The chunk's output transform, one job per clip, output channel block and
- * tile.   M_k: (n x per) x cb_out x plane_out      y: n x cb_out x od x plane_out */
+/* The chunk's output transform, one job per clip, output channel block,
+ * tile and part of a plane.
+ *   M_k: (n x per) x cb_out x plane_out      y: n x cb_out x od x plane_out */
 static void wino_output_fn(const step *s) {
     const wino_chunk *ch = s->ctx;
     const wino_run *c = ch->run;
     const float *mb = tensor_ptr(&c->m0);
     float *y = tensor_ptr(&c->dst);
-    const int64_t P = c->plane_out, jobs = c->n * c->cb_out * c->per;
+    const int64_t P = c->plane_out, parts = plane_parts(P),
+                  jobs = c->n * c->cb_out * c->per * parts;
 #pragma omp parallel for schedule(static)
     for (int64_t job = 0; job < jobs; job++) {
-        int64_t jj = job % c->per, ocb = job / c->per % c->cb_out, n = job / c->per / c->cb_out;
+        int64_t part = job % parts, rest = job / parts;
+        int64_t jj = rest % c->per, ocb = rest / c->per % c->cb_out, n = rest / c->per / c->cb_out;
+        int64_t eb = part * WINO_PART, ee = eb + WINO_PART < P ? eb + WINO_PART : P;
         c->output_job(c, mb + ((n * c->per + jj) * c->cb_out + ocb) * P, ocb,
-                      (ch->first + jj) * c->m, y + (n * c->cb_out + ocb) * c->od * P);
+                      (ch->first + jj) * c->m, y + (n * c->cb_out + ocb) * c->od * P, eb, ee);
     }
 }
 

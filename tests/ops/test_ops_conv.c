@@ -245,6 +245,9 @@ static const fused_case wino_cases[] = {
     {{"resnext groups 4 F(4,3)", 2, 16, 16, 4, {8, 4, 4}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, 1, LAY_NATIVE, 0}, 0, 1, LAY_NCDHW},
     /* R(2+1)D's temporal (3,1,1) conv, block end */
     {{"r2plus1d temporal F(4,3)", 2, 16, 16, 1, {4, 4, 4}, {3, 1, 1}, {1, 1, 1}, {1, 0, 0}, 1, LAY_NATIVE, 0}, 1, 1, LAY_NATIVE},
+    /* planes of 24 x 24 x block floats, more than a transform job's part (4096):
+     * jobs over parts of a plane, the last one partial */
+    {{"planes in parts F(4,3)", 1, 16, 16, 1, {8, 24, 24}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, 1, LAY_NATIVE, 0}, 1, 1, LAY_NATIVE},
     /* a residual in channels-last layout, which oneDNN's 2D Winograd (AVX-512) does
      * not take: it is reordered into the kernel's layout before the sum */
     {{"block end, residual channels last", 1, 32, 32, 1, {8, 6, 6}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, 1, LAY_NATIVE, 0}, 1, 1, LAY_NDHWC},
