@@ -28,7 +28,8 @@ Rows, side by side in one run, ResNet-18 (shortcut B, weights from
 
 usage: /usr/bin/python3 bench/classify_bench.py [--st3d build/st3d] [--seconds 300]
        [--batch 8] [--threads 2] [--long-minutes 120] [--no-torch] [--rounds 3]
-(the st3d rows: interleaved rounds, the best of each)
+(the st3d rows: interleaved rounds, the best of each, and features / bench
+within each round, whose median is printed too)
 """
 import argparse
 import json
@@ -139,8 +140,9 @@ def main():
         video = os.path.join(tmp, "video.mp4")
         make_video(video, "320x240", a.seconds)
         # --rounds interleaved rounds of (network alone, end to end), the
-        # best of each: this machine's noise (+-10 % between runs) is the
-        # size of the margin the issue asks about
+        # best of each, and the ratio within each round: this machine's
+        # noise (+-10 % between runs) is the size of the margin the issue
+        # asks about
         bench_rates, feat_rates, direct_rates = [], [], []
         for r in range(a.rounds):
             p = sh([st3d, "bench", "--model", "resnet", "--model-depth", 18, "--batch", a.batch,
@@ -164,6 +166,12 @@ def main():
         rows.append(("st3d features (end to end)", max(feat_rates),
                      "%.0f%% of bench; best of %s" % (100 * max(feat_rates) / bench,
                                                       " ".join("%.2f" % x for x in feat_rates))))
+        # the same ratio round by round (features right after its round's
+        # bench, so both saw about the same load from other tenants)
+        paired = sorted(f / b for f, b in zip(feat_rates, bench_rates))
+        rows.append(("  features / bench, round by round", paired[len(paired) // 2],
+                     "x (median; rounds %s)" % " ".join("%.3f" % (f / b) for f, b in
+                                                       zip(feat_rates, bench_rates))))
         rows.append(("st3d features --conv direct", max(direct_rates),
                      "best of %s" % " ".join("%.2f" % x for x in direct_rates)))
         if not a.no_torch:
@@ -174,7 +182,8 @@ def main():
         print("resnet-18, batch %d, %d threads, %d s of 320x240 H.264 (%d clips)"
               % (a.batch, a.threads, a.seconds, n))
         for name, rate, note in rows:
-            print("%-36s %8.2f clips/s  %s" % (name, rate, note))
+            unit = "" if note.startswith("x ") else " clips/s"
+            print("%-36s %8.2f%s  %s" % (name, rate, unit, note))
         rss = {}
         for name, minutes in (("1 min", 1.0), ("%g min" % a.long_minutes, a.long_minutes)):
             v = os.path.join(tmp, "m%g.mp4" % minutes)
