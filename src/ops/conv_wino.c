@@ -35,9 +35,10 @@
  * Layouts: the 2D convolution picks its own (plain nchw, nChw4c / 8c /
  * 16c, or channels-last nhwc with AVX-512's brgemm kernels; a residual's
  * layout when it sums into one), and the 3D source and output take the
- * matching 3D layout (ncdhw, nCdhw4c / 8c / 16c, ndhwc), in which a frame of one channel block (channels last: of all
- * channels) is one contiguous plane of H x W x block floats, so both
- * transforms are sums of whole planes.  The transformed frames U and results M live in the plan's
+ * matching 3D layout (ncdhw, nCdhw4c / 8c / 16c, ndhwc), in which a frame
+ * of one channel block (channels last: of all channels) is one contiguous
+ * plane of H x W x block floats, so both transforms are sums of whole
+ * planes.  The transformed frames U and results M live in the plan's
  * transient area (engine.c), shared by every such convolution.
  */
 #include "ops.h"
@@ -244,8 +245,8 @@ static void fill_bias(const wino_run *c, int64_t ocb, int64_t e0, int len, float
 /* y[t0 + i] = act(sum_k AT[i][k] M_k + bias (+ y[t0 + i])), i < m (a last
  * tile past od is cut), for one clip's tile and output channel block,
  * floats eb .. ee - 1 of each plane: mk points at M_0's plane for it, y at
- * the block's frame 0.  Plane chunk by
- * chunk, so that the a chunks of M stay in L1 while the m outputs are made.
+ * the block's frame 0.  Plane chunk by chunk, so that the a chunks of M stay
+ * in L1 while the m outputs are made.
  *   M_k: P floats, k x m_stride apart      y: od frames of P floats */
 static inline __attribute__((always_inline)) void wino_output_body(const wino_run *c,
                                                                    const float *mk, int64_t ocb,
@@ -275,37 +276,20 @@ static inline __attribute__((always_inline)) void wino_output_body(const wino_ru
     }
 }
 
-static void wino_input_base(const wino_run *c, const float *x, int64_t t0, float *u, int64_t eb,
-                            int64_t ee) {
-    wino_input_body(c, x, t0, u, eb, ee);
-}
-static void wino_output_base(const wino_run *c, const float *mk, int64_t ocb, int64_t t0,
-                             float *y, int64_t eb, int64_t ee) {
-    wino_output_body(c, mk, ocb, t0, y, eb, ee);
-}
+/* wino_input_<isa> and wino_output_<isa>: the bodies compiled for one ISA. */
+#define WINO_BODIES(isa, attr)                                                                 \
+    attr static void wino_input_##isa(const wino_run *c, const float *x, int64_t t0, float *u,  \
+                                      int64_t eb, int64_t ee) {                                \
+        wino_input_body(c, x, t0, u, eb, ee);                                                  \
+    }                                                                                          \
+    attr static void wino_output_##isa(const wino_run *c, const float *mk, int64_t ocb,         \
+                                       int64_t t0, float *y, int64_t eb, int64_t ee) {         \
+        wino_output_body(c, mk, ocb, t0, y, eb, ee);                                           \
+    }
+WINO_BODIES(base, )
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-__attribute__((target("avx2"))) static void wino_input_avx2(const wino_run *c, const float *x,
-                                                            int64_t t0, float *u, int64_t eb,
-                                                            int64_t ee) {
-    wino_input_body(c, x, t0, u, eb, ee);
-}
-__attribute__((target("avx2"))) static void wino_output_avx2(const wino_run *c, const float *mk,
-                                                             int64_t ocb, int64_t t0, float *y,
-                                                             int64_t eb, int64_t ee) {
-    wino_output_body(c, mk, ocb, t0, y, eb, ee);
-}
-__attribute__((target("avx512f"))) static void wino_input_avx512(const wino_run *c,
-                                                                 const float *x, int64_t t0,
-                                                                 float *u, int64_t eb,
-                                                                 int64_t ee) {
-    wino_input_body(c, x, t0, u, eb, ee);
-}
-__attribute__((target("avx512f"))) static void wino_output_avx512(const wino_run *c,
-                                                                  const float *mk, int64_t ocb,
-                                                                  int64_t t0, float *y,
-                                                                  int64_t eb, int64_t ee) {
-    wino_output_body(c, mk, ocb, t0, y, eb, ee);
-}
+WINO_BODIES(avx2, __attribute__((target("avx2"))))
+WINO_BODIES(avx512, __attribute__((target("avx512f"))))
 #endif
 
 /* The widest of those this CPU runs. */
@@ -331,6 +315,12 @@ static void wino_pick_bodies(wino_run *c) {
 
 static int64_t plane_parts(int64_t P) { return (P + WINO_PART - 1) / WINO_PART; }
 
+/* Floats [*eb, *ee) of a plane of P floats: its part `part`. */
+static void plane_part(int64_t P, int64_t part, int64_t *eb, int64_t *ee) {
+    *eb = part * WINO_PART;
+    *ee = *eb + WINO_PART < P ? *eb + WINO_PART : P;
+}
+
 /* The chunk's input transform, one job per clip, tile, channel block and
  * part of a plane.
  *   x: n x cb_in x id x plane_in      U_k: (n x per) x cb_in x plane_in */
@@ -345,7 +335,8 @@ static void wino_input_fn(const step *s) {
         int64_t part = job % parts, rest = job / parts;
         int64_t cb = rest % c->cb_in, nt = rest / c->cb_in; /* nt = clip x per + tile in chunk */
         int64_t n = nt / c->per, t0 = (ch->first + nt % c->per) * c->m - c->pad;
-        int64_t eb = part * WINO_PART, ee = eb + WINO_PART < P ? eb + WINO_PART : P;
+        int64_t eb, ee;
+        plane_part(P, part, &eb, &ee);
         c->input_job(c, x + (n * c->cb_in + cb) * c->id * P, t0, u + (nt * c->cb_in + cb) * P, eb,
                      ee);
     }
@@ -365,7 +356,8 @@ static void wino_output_fn(const step *s) {
     for (int64_t job = 0; job < jobs; job++) {
         int64_t part = job % parts, rest = job / parts;
         int64_t jj = rest % c->per, ocb = rest / c->per % c->cb_out, n = rest / c->per / c->cb_out;
-        int64_t eb = part * WINO_PART, ee = eb + WINO_PART < P ? eb + WINO_PART : P;
+        int64_t eb, ee;
+        plane_part(P, part, &eb, &ee);
         c->output_job(c, mb + ((n * c->per + jj) * c->cb_out + ocb) * P, ocb,
                       (ch->first + jj) * c->m, y + (n * c->cb_out + ocb) * c->od * P, eb, ee);
     }
@@ -415,8 +407,9 @@ static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
  * in the layout `tag` (dnnl_format_tag_any: the kernel's choice), by
  * algorithm alg (direct, or oneDNN's own Winograd in space); 0 when oneDNN
  * has no kernel for it but its reference one. */
-static int make_2d_pd(builder *b, const conv_geom *g, const int64_t *src2, const int64_t *dst2,
-                      dnnl_format_tag_t tag, dnnl_alg_kind_t alg, dnnl_primitive_desc_t *pd) {
+static int make_2d_pd(builder *b, const conv_geom *g, const dnnl_dims_t src2,
+                      const dnnl_dims_t dst2, dnnl_format_tag_t tag, dnnl_alg_kind_t alg,
+                      dnnl_primitive_desc_t *pd) {
     int64_t wdims[5];
     int wn = 0;
     if (g->groups > 1) wdims[wn++] = g->groups;
@@ -425,10 +418,9 @@ static int make_2d_pd(builder *b, const conv_geom *g, const int64_t *src2, const
     wdims[wn++] = g->k[1];
     wdims[wn++] = g->k[2];
     dnnl_memory_desc_t smd, wmd, dmd;
-    dnnl_dims_t s2 = {src2[0], src2[1], src2[2], src2[3]}, d2 = {dst2[0], dst2[1], dst2[2], dst2[3]};
-    dnnl_memory_desc_init_by_tag(&smd, 4, s2, dnnl_f32, tag);
+    dnnl_memory_desc_init_by_tag(&smd, 4, src2, dnnl_f32, tag);
     md_any(&wmd, wn, wdims);
-    dnnl_memory_desc_init_by_tag(&dmd, 4, d2, dnnl_f32, tag);
+    dnnl_memory_desc_init_by_tag(&dmd, 4, dst2, dnnl_f32, tag);
     dnnl_dims_t strides = {g->stride[1], g->stride[2]}, pad = {g->pad[1], g->pad[2]};
     dnnl_convolution_desc_t desc;
     if (dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, alg, &smd, &wmd, NULL,
@@ -501,14 +493,14 @@ int conv_wino_build(builder *b, program *prepare, program *fwd, const conv_geom 
     if (!m) return 0;
     int r = g->k[0], a = m + r - 1;
     int64_t tiles = (out[2] + m - 1) / m, per = chunk_tiles(g, in, out, a, tiles);
-    int64_t src2[4] = {in[0] * per, g->ic, in[3], in[4]}, dst2[4] = {in[0] * per, g->oc, out[3], out[4]};
+    dnnl_dims_t src2 = {in[0] * per, g->ic, in[3], in[4]}, dst2 = {in[0] * per, g->oc, out[3], out[4]};
 
-    /* decide everything before the first step is pushed */
-    /* The 2D kernel: oneDNN's Winograd F(2x2, 3x3) in space where it has
-     * one (3x3, stride 1, AVX-512: 1.3-1.7x its direct kernels on ResNet-18's
-     * layer1 and layer2 planes, bench/RESULTS.md), else its direct kernel;
-     * either in the layout of the residual a sum writes into, if it takes
-     * that (else the residual is reordered first, below). */
+    /* Decide everything before the first step is pushed.  The 2D kernel:
+     * oneDNN's Winograd F(2x2, 3x3) in space where it has one (3x3, stride
+     * 1, AVX-512: 1.3-1.7x its direct kernels on ResNet-18's layer1 and
+     * layer2 planes, bench/RESULTS.md), else its direct kernel; either in
+     * the layout of the residual a sum writes into, if it takes that (else
+     * the residual is reordered first, below). */
     dnnl_format_tag_t tags[2];
     int ntags = 0, res = fuse && fuse->sum ? wino_layout_of(&residual->md, 5) : -1;
     if (res >= 0) tags[ntags++] = wino_tags2[res];
@@ -517,7 +509,8 @@ int conv_wino_build(builder *b, program *prepare, program *fwd, const conv_geom 
     dnnl_primitive_desc_t pd = NULL;
     int rc = 0;
     for (int k = 0; k < 2 && rc == 0; k++)
-        for (int t = 0; t < ntags && rc == 0; t++) rc = make_2d_pd(b, g, src2, dst2, tags[t], algs[k], &pd);
+        for (int t = 0; t < ntags && rc == 0; t++)
+            rc = make_2d_pd(b, g, src2, dst2, tags[t], algs[k], &pd);
     if (rc <= 0) return rc;
     dnnl_memory_desc_t src2_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
     dnnl_memory_desc_t dst2_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);

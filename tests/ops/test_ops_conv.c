@@ -251,9 +251,10 @@ static const fused_case wino_cases[] = {
     /* a residual in channels-last layout, which oneDNN's 2D Winograd (AVX-512) does
      * not take: it is reordered into the kernel's layout before the sum */
     {{"block end, residual channels last", 1, 32, 32, 1, {8, 6, 6}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, 1, LAY_NATIVE, 0}, 1, 1, LAY_NDHWC},
-    /* 48 channels, bias: with channels last (AVX-512's brgemm kernels) a block of 48
-     * channels, whose bias pattern does not divide the transforms' 256-float chunks */
-    {{"48 channels F(4,3)", 1, 32, 48, 1, {8, 6, 6}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, 1, LAY_NDHWC, 0}, 0, 1, LAY_NCDHW},
+    /* 48 channels, bias, spatial stride 2 (no 2D Winograd for it): with channels
+     * last (AVX-512's brgemm kernels) a block of 48 channels, whose bias pattern
+     * does not divide the transforms' 256-float chunks */
+    {{"48 channels F(4,3) s2", 1, 32, 48, 1, {8, 12, 12}, {3, 3, 3}, {1, 2, 2}, {1, 1, 1}, 1, LAY_NDHWC, 0}, 0, 1, LAY_NCDHW},
     /* channels that fill no block, bias; 6 frames: F(6, 3) */
     {{"odd channels F(6,3)", 2, 5, 7, 1, {6, 4, 5}, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, 1, LAY_NATIVE, 0}, 0, 1, LAY_NCDHW},
 };
