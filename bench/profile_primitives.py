@@ -12,6 +12,8 @@ prints, padding included) by implementation, and the rest of the pass
 the pass a little.
 
   /usr/bin/python3 bench/profile_primitives.py [--net resnet18] [--batch 1] [--threads 2]
+      [--shapes N]   also the N convolution shapes that take longest: calls,
+                     ms and nominal GFLOP/s per pass
 """
 import argparse
 import collections
@@ -45,6 +47,7 @@ def main():
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--shapes", type=int, default=0)
     a = ap.parse_args()
     env = dict(os.environ, ONEDNN_VERBOSE="1")
     cmd = [a.st3d, "bench"] + NETS[a.net] + ["--n-classes", "400", "--batch", str(a.batch),
@@ -54,11 +57,16 @@ def main():
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
     lines = [l for l in out.splitlines() if l.startswith("onednn_verbose,exec,")]
     wall = float(re.search(r"RESULT clips_per_s=([0-9.]+)", out).group(1))
-    # the exec lines of one pass repeat; the last `runs` passes are the timed ones
-    per_pass = len(lines) // (a.runs + 1 + 1)  # prepare-time reorders make this approximate
-    timed = lines[-per_pass * a.runs:] if per_pass else lines
+    # every pass ends with the classifier (one inner product); the last
+    # `runs` passes are the timed ones (the first also holds prepare's
+    # weight reorders, so passes are cut at the classifier, not counted)
+    ends = [i for i, l in enumerate(lines) if l.split(",")[3] == "inner_product"]
+    first = ends[-a.runs - 1] + 1 if len(ends) > a.runs else 0
+    timed = lines[first:ends[-1] + 1]
+    per_pass = len(timed) // a.runs
     kinds = collections.defaultdict(float)
     impls = collections.defaultdict(lambda: [0.0, 0.0])
+    shapes = collections.defaultdict(lambda: [0.0, 0.0, 0])  # (impl, shape): ms, flops, calls
     total = 0.0
     for l in timed:
         f = l.split(",")
@@ -68,6 +76,10 @@ def main():
         if kind == "convolution":
             impls[impl][0] += ms
             impls[impl][1] += conv_flops(f[-2])
+            sh = shapes[(impl, f[-2])]
+            sh[0] += ms
+            sh[1] += conv_flops(f[-2])
+            sh[2] += 1
     pass_ms = a.batch / wall * 1e3
     print(f"{a.net}, batch {a.batch}, {a.threads} threads: {wall:.2f} clips/s = {pass_ms:.1f} ms per pass "
           f"(st3d bench, verbose on); {per_pass} primitives per pass")
@@ -80,6 +92,11 @@ def main():
     print("convolutions by implementation:")
     for impl, (ms, fl) in sorted(impls.items(), key=lambda kv: -kv[1][0]):
         print(f"  {impl:28s} {ms / a.runs:9.2f} ms/pass  {fl / (ms * 1e-3) / 1e9:7.1f} GFLOP/s nominal")
+    if a.shapes:
+        print(f"the {a.shapes} convolution shapes that take longest:")
+        for (impl, shape), (ms, fl, n) in sorted(shapes.items(), key=lambda kv: -kv[1][0])[:a.shapes]:
+            print(f"  {impl:30s} {n // a.runs:4d} calls {ms / a.runs:8.2f} ms/pass "
+                  f"{fl / (ms * 1e-3) / 1e9:7.1f} GFLOP/s  {shape}")
 
 
 if __name__ == "__main__":
