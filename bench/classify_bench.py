@@ -6,7 +6,10 @@ and a long video (issue 9's benchmark rows).
 Rows, side by side in one run, ResNet-18 (shortcut B, weights from
 `st3d init`), 3 x 16 x 112 x 112 clips every 16 frames, batch --batch,
 --threads compute threads each:
-  st3d bench infer        `st3d bench --mode infer`: the network alone
+  st3d bench infer        `st3d bench --mode infer`: the network alone, over
+                          as many clips as st3d features writes, timed as
+                          features is (all clips over all seconds: bench's
+                          mean_clips_per_s)
   st3d features           `st3d features` on an H.264 video (libx264, B-frames,
                           320x240, 25 fps, --seconds long, default 300: long
                           enough that one process's start-up, the plan's
@@ -28,8 +31,17 @@ Rows, side by side in one run, ResNet-18 (shortcut B, weights from
 
 usage: /usr/bin/python3 bench/classify_bench.py [--st3d build/st3d] [--seconds 300]
        [--batch 8] [--threads 2] [--long-minutes 120] [--no-torch] [--rounds 3]
-(the st3d rows: interleaved rounds, the best of each, and features / bench
-within each round, whose median is printed too)
+       [--video FILE] [--decoder av|cv2] [--no-memory] [--no-direct]
+  --video FILE    a video made beforehand (the same ffmpeg command as
+                  make_video), for a machine without the ffmpeg program
+  --decoder cv2   the PyTorch rows decode with OpenCV's VideoCapture (its
+                  own FFmpeg) where PyAV is not installed; frames go to PIL
+                  as RGB, the rest of the pipeline is the same
+  --no-memory     skip the memory rows (they need ffmpeg and /usr/bin/time)
+  --no-direct     skip the --conv direct row
+(the st3d rows: a warm-up features run, then --rounds rounds of bench and
+features, and a last bench; the best of each, and each features run over
+the mean of the two benches around it, whose median is the issue's ratio)
 """
 import argparse
 import json
@@ -58,15 +70,42 @@ def make_video(path, size, seconds, preset="medium"):
         "-bf", 3, "-pix_fmt", "yuv420p", path])
 
 
+def cpu_name():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
 def peak_rss_mb(cmd):
     p = sh(["/usr/bin/time", "-f", "MAXRSS %M"] + cmd)
     return [int(l.split()[1]) for l in p.stderr.splitlines() if l.startswith("MAXRSS")][-1] / 1024
 
 
-def torch_companion(video, weights, batch, threads, optimized=False):
+def decoded_frames(video, decoder):
+    """The video's frames as PIL RGB images, in order."""
+    from PIL import Image
+    if decoder == "av":
+        import av
+        with av.open(video) as c:
+            for fr in c.decode(video=0):
+                yield fr.to_image()
+        return
+    import cv2
+    cap = cv2.VideoCapture(video)
+    if not cap.isOpened():
+        raise SystemExit("cv2 cannot open %s" % video)
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        yield Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    cap.release()
+
+
+def torch_companion(video, weights, batch, threads, optimized=False, decoder="av"):
     """Clips/s of the companion's pipeline in PyTorch, decoding included;
     optimized: the network frozen and optimized for inference first."""
-    import av
     import torch
     from PIL import Image
     import ref_resnet
@@ -105,9 +144,9 @@ def torch_companion(video, weights, batch, threads, optimized=False):
 
     t0 = time.time()
     clips, frames, n = [], [], 0
-    with av.open(video) as c, torch.no_grad():
-        for fr in c.decode(video=0):
-            frames.append(transform(fr.to_image()))
+    with torch.no_grad():
+        for img in decoded_frames(video, decoder):
+            frames.append(transform(img))
             if len(frames) == 16:
                 clips.append(np.stack(frames, 1))
                 frames = []
@@ -130,6 +169,10 @@ def main():
     ap.add_argument("--long-minutes", type=float, default=120)
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--video")
+    ap.add_argument("--decoder", choices=("av", "cv2"), default="av")
+    ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--no-direct", action="store_true")
     a = ap.parse_args()
     st3d = os.path.abspath(a.st3d)
     print("load average at start: %.2f %.2f %.2f" % os.getloadavg())
@@ -137,53 +180,76 @@ def main():
         w = os.path.join(tmp, "r18.safetensors")
         sh([st3d, "init", "--model", "resnet", "--model-depth", 18, "--n-classes", 400,
             "--output", w])
-        video = os.path.join(tmp, "video.mp4")
-        make_video(video, "320x240", a.seconds)
-        # --rounds interleaved rounds of (network alone, end to end), the
-        # best of each, and the ratio within each round: this machine's
-        # noise (+-10 % between runs) is the size of the margin the issue
-        # asks about
-        bench_rates, feat_rates, direct_rates = [], [], []
-        for r in range(a.rounds):
-            p = sh([st3d, "bench", "--model", "resnet", "--model-depth", 18, "--batch", a.batch,
-                    "--sample-duration", 16, "--sample-size", 112, "--mode", "infer", "--threads",
-                    a.threads])
-            bench_rates.append(float(p.stdout.split("clips_per_s=")[1].split()[0]))
-            out = os.path.join(tmp, "f%d" % r)
+        if a.video:
+            video = os.path.abspath(a.video)
+        else:
+            video = os.path.join(tmp, "video.mp4")
+            make_video(video, "320x240", a.seconds)
+        stem = os.path.splitext(os.path.basename(video))[0]
+
+        def features(out, *extra):
+            """Clips/s of one `st3d features` run, start-up included, and
+            its clip count."""
             t0 = time.time()
             sh([st3d, "features", "--weights", w, "--output", out, "--batch-size",
-                a.batch, "--threads", a.threads, video])
+                a.batch, "--threads", a.threads, *extra, video])
             el = time.time() - t0
-            n = len(json.load(open(os.path.join(out, "video.json")))["clips"])
-            feat_rates.append(n / el)
-            t0 = time.time()
-            sh([st3d, "features", "--weights", w, "--output", out + "d", "--batch-size",
-                a.batch, "--threads", a.threads, "--conv", "direct", video])
-            direct_rates.append(n / (time.time() - t0))
-        bench = max(bench_rates)
-        rows = [("st3d bench infer (network alone)", bench,
-                 "best of %s" % " ".join("%.2f" % x for x in bench_rates))]
+            n = len(json.load(open(os.path.join(out, stem + ".json")))["clips"])
+            return n / el, n
+
+        def bench(clips):
+            """`st3d bench --mode infer` over as many clips as features ran:
+            (median, mean) clips/s."""
+            p = sh([st3d, "bench", "--model", "resnet", "--model-depth", 18, "--batch", a.batch,
+                    "--sample-duration", 16, "--sample-size", 112, "--mode", "infer", "--threads",
+                    a.threads, "--runs", max(5, -(-clips // a.batch))])
+            field = lambda k: float(p.stdout.split(k + "=")[1].split()[0])
+            return field("clips_per_s"), field("mean_clips_per_s")
+
+        # a warm-up run (page cache, clip count), then --rounds rounds of
+        # bench, features, each bench over as many clips as features ran,
+        # and one more bench: each features run is compared with the mean
+        # of the two benches around it.  Both are timed the same way, all
+        # clips over all seconds (bench's mean; its median, the number it
+        # prints first, drops the slow runs, which an end-to-end job cannot),
+        # over about the same length of time, so that load from other
+        # tenants (+-15-35 % between runs here) weighs on both alike.
+        _, n = features(os.path.join(tmp, "warm"))
+        benches, feat_rates, direct_rates = [bench(n)], [], []
+        for r in range(a.rounds):
+            feat_rates.append(features(os.path.join(tmp, "f%d" % r))[0])
+            if not a.no_direct:
+                direct_rates.append(features(os.path.join(tmp, "d%d" % r), "--conv", "direct")[0])
+            benches.append(bench(n))
+        means = [b[1] for b in benches]
+        around = [(means[r] + means[r + 1]) / 2 for r in range(a.rounds)]
+        ratios = [f / b for f, b in zip(feat_rates, around)]
+        rows = [("st3d bench infer (network alone)", max(means),
+                 "mean over %d clips, best of %s; medians %s" % (
+                     n, " ".join("%.2f" % x for x in means),
+                     " ".join("%.2f" % b[0] for b in benches)))]
         rows.append(("st3d features (end to end)", max(feat_rates),
-                     "%.0f%% of bench; best of %s" % (100 * max(feat_rates) / bench,
-                                                      " ".join("%.2f" % x for x in feat_rates))))
-        # the same ratio round by round (features right after its round's
-        # bench, so both saw about the same load from other tenants)
-        paired = sorted(f / b for f, b in zip(feat_rates, bench_rates))
-        rows.append(("  features / bench, round by round", paired[len(paired) // 2],
-                     "x (median; rounds %s)" % " ".join("%.3f" % (f / b) for f, b in
-                                                       zip(feat_rates, bench_rates))))
-        rows.append(("st3d features --conv direct", max(direct_rates),
-                     "best of %s" % " ".join("%.2f" % x for x in direct_rates)))
+                     "best of %s" % " ".join("%.2f" % x for x in feat_rates)))
+        rows.append(("  features / bench around it", sorted(ratios)[len(ratios) // 2],
+                     "x (median; rounds %s)" % " ".join("%.3f" % x for x in ratios)))
+        if direct_rates:
+            rows.append(("st3d features --conv direct", max(direct_rates),
+                         "best of %s" % " ".join("%.2f" % x for x in direct_rates)))
         if not a.no_torch:
             for name, opt in (("PyTorch companion pipeline, eager", False),
                               ("PyTorch companion pipeline, optimized", True)):
-                rate, _ = torch_companion(video, w, a.batch, a.threads, opt)
-                rows.append((name, rate, "st3d features %.2fx" % (rows[1][1] / rate)))
-        print("resnet-18, batch %d, %d threads, %d s of 320x240 H.264 (%d clips)"
-              % (a.batch, a.threads, a.seconds, n))
+                rate, _ = torch_companion(video, w, a.batch, a.threads, opt, a.decoder)
+                rows.append((name, rate, "st3d features %.2fx" % (max(feat_rates) / rate)))
+        print("CPU: %s, %d cores" % (cpu_name(), os.cpu_count()))
+        print("resnet-18, batch %d, %d threads, %s (%d clips)"
+              % (a.batch, a.threads, os.path.basename(a.video) if a.video else
+                 "%d s of 320x240 H.264" % a.seconds, n))
         for name, rate, note in rows:
             unit = "" if note.startswith("x ") else " clips/s"
             print("%-36s %8.2f%s  %s" % (name, rate, unit, note))
+        if a.no_memory:
+            print("load average at end: %.2f %.2f %.2f" % os.getloadavg())
+            return
         rss = {}
         for name, minutes in (("1 min", 1.0), ("%g min" % a.long_minutes, a.long_minutes)):
             v = os.path.join(tmp, "m%g.mp4" % minutes)

@@ -15,7 +15,9 @@
 #            wait for the loader, do not decide the ratio)
 #   ST3D=build/st3d  WORK=/tmp/st3d-pipeline  THREADS=2
 #
-# The second epoch is the one reported (the first builds the plans).
+# The second epoch is the one reported (the first builds the plans).  Each
+# bench row runs as many batches as the pipeline it is compared with
+# (training epoch, validation epoch, test) and is timed the same way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ST3D=${ST3D:-build/st3d}
@@ -46,14 +48,20 @@ rm -rf "$RES"
     --train-crop center --no-hflip --n-val-samples 1 --checkpoint 2 2>"$WORK/train-$SETUP.txt"
 "$ST3D" test "${common[@]}" --result-path "$RES" --batch-size "$BATCH" \
     --resume-path "$RES/save_2.safetensors" --inference-subset val --inference-stride "$DUR" \
-    2>"$WORK/test-$SETUP.txt"
+    2>"$WORK/test-$SETUP.txt" | tee "$WORK/test-out-$SETUP.txt"
+# the network alone over as many batches as the pipeline ran, timed as the
+# pipeline is (all clips over all seconds: bench's mean_clips_per_s; its
+# median drops the slow runs, which a pipeline cannot)
 bench() {
+    local runs=$(( $2 > 5 ? $2 : 5 ))
     "$ST3D" bench "${NET[@]}" --n-classes 8 --batch "$BATCH" --sample-duration "$DUR" \
-        --sample-size "$SIZE" --threads "$THREADS" --mode "$1" --runs 5 --warmup 2 |
-        sed -n 's/^RESULT clips_per_s=\([0-9.]*\).*/\1/p'
+        --sample-size "$SIZE" --threads "$THREADS" --mode "$1" --runs "$runs" --warmup 2 |
+        sed -n 's/^RESULT .*mean_clips_per_s=\([0-9.]*\).*/\1/p'
 }
-B_TRAIN=$(bench train)
-B_INFER=$(bench infer)
+TEST_CLIPS=$(sed -n 's/.* \([0-9]*\) clips, .*/\1/p' "$WORK/test-out-$SETUP.txt" | head -1)
+B_TRAIN=$(bench train $(( 8 * TRAIN_PER / BATCH )))
+B_VAL=$(bench infer $(( 8 * TEST_PER / BATCH )))
+B_TEST=$(bench infer $(( (TEST_CLIPS + BATCH - 1) / BATCH )))
 # the last progress line of epoch 2 of each kind; test's last line
 rate() { grep -a "$1" "$2" | tail -1 | sed -n 's/.* \([0-9.]*\) clips\/s.*/\1/p'; }
 T_TRAIN=$(rate "^train   2" "$WORK/train-$SETUP.txt")
@@ -65,7 +73,7 @@ echo "setup $SETUP: ${NET[*]}, ${DUR}x${SIZE}x${SIZE}, batch $BATCH"
 printf "| %-40s | %8s | %-26s | %5s |\n" pipeline clips/s "network alone (st3d bench)" ratio
 printf "| %-40s | %8s | %-26s | %5.2f |\n" "st3d train, epoch 2 (loading included)" "$T_TRAIN" "$B_TRAIN (train)" \
     "$(ratio "$T_TRAIN" "$B_TRAIN")"
-printf "| %-40s | %8s | %-26s | %5.2f |\n" "st3d train validation, epoch 2" "$T_VAL" "$B_INFER (infer)" \
-    "$(ratio "$T_VAL" "$B_INFER")"
-printf "| %-40s | %8s | %-26s | %5.2f |\n" "st3d test (sliding windows)" "$T_TEST" "$B_INFER (infer)" \
-    "$(ratio "$T_TEST" "$B_INFER")"
+printf "| %-40s | %8s | %-26s | %5.2f |\n" "st3d train validation, epoch 2" "$T_VAL" "$B_VAL (infer)" \
+    "$(ratio "$T_VAL" "$B_VAL")"
+printf "| %-40s | %8s | %-26s | %5.2f |\n" "st3d test (sliding windows)" "$T_TEST" "$B_TEST (infer)" \
+    "$(ratio "$T_TEST" "$B_TEST")"
