@@ -18,6 +18,10 @@ Rows, side by side in one run, ResNet-18 (shortcut B, weights from
                           clips it wrote
   ... --conv direct       the same without temporal Winograd (oneDNN's direct
                           kernels only)
+  CPU s per clip          user + system seconds per clip of each st3d run:
+                          how much more work features does than the
+                          network alone, whatever the load from other
+                          tenants does to wall time
   PyTorch (companion)     the companion tool's job in one process: frames
                           decoded by PyAV (Debian's python3-av), PIL's
                           Scale(112) + CenterCrop + ToTensor + Normalize, the
@@ -46,6 +50,7 @@ the mean of the two benches around it, whose median is the issue's ratio)
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -55,6 +60,12 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "torch"))
+
+
+def child_cpu():
+    """CPU seconds (user + system) of every child process waited for so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def sh(cmd, **kw):
@@ -190,22 +201,30 @@ def main():
         def features(out, *extra):
             """Clips/s of one `st3d features` run, start-up included, and
             its clip count."""
-            t0 = time.time()
+            t0, c0 = time.time(), child_cpu()
             sh([st3d, "features", "--weights", w, "--output", out, "--batch-size",
                 a.batch, "--threads", a.threads, *extra, video])
             el = time.time() - t0
             n = len(json.load(open(os.path.join(out, stem + ".json")))["clips"])
+            if not extra:
+                cpu["features"].append((child_cpu() - c0) / n)
             return n / el, n
 
         def bench(clips):
             """`st3d bench --mode infer` over as many clips as features ran:
             (median, mean) clips/s."""
+            c0 = child_cpu()
+            runs = max(5, -(-clips // a.batch))
             p = sh([st3d, "bench", "--model", "resnet", "--model-depth", 18, "--batch", a.batch,
                     "--sample-duration", 16, "--sample-size", 112, "--mode", "infer", "--threads",
-                    a.threads, "--runs", max(5, -(-clips // a.batch))])
+                    a.threads, "--runs", runs])
+            cpu["bench"].append((child_cpu() - c0) / ((runs + 2) * a.batch))
             field = lambda k: float(p.stdout.split(k + "=")[1].split()[0])
             return field("clips_per_s"), field("mean_clips_per_s")
 
+        # CPU seconds per clip of each run: bench's over its warm-up runs too
+        # (and its random initialization); features' with its start-up
+        cpu = {"bench": [], "features": []}
         # a warm-up run (page cache, clip count), then --rounds rounds of
         # bench, features, each bench over as many clips as features ran,
         # and one more bench: each features run is compared with the mean
@@ -232,6 +251,13 @@ def main():
                      "best of %s" % " ".join("%.2f" % x for x in feat_rates)))
         rows.append(("  features / bench around it", sorted(ratios)[len(ratios) // 2],
                      "x (median; rounds %s)" % " ".join("%.3f" % x for x in ratios)))
+        med = lambda v: sorted(v)[len(v) // 2]
+        rows.append(("CPU ms per clip: bench, features", 1000 * med(cpu["bench"]),
+                     "ms, %.1f ms (medians; bench %s, features %s): features / bench %.3f"
+                     % (1000 * med(cpu["features"]),
+                        " ".join("%.1f" % (1000 * x) for x in cpu["bench"]),
+                        " ".join("%.1f" % (1000 * x) for x in cpu["features"]),
+                        med(cpu["features"]) / med(cpu["bench"]))))
         if direct_rates:
             rows.append(("st3d features --conv direct", max(direct_rates),
                          "best of %s" % " ".join("%.2f" % x for x in direct_rates)))
@@ -245,7 +271,7 @@ def main():
               % (a.batch, a.threads, os.path.basename(a.video) if a.video else
                  "%d s of 320x240 H.264" % a.seconds, n))
         for name, rate, note in rows:
-            unit = "" if note.startswith("x ") else " clips/s"
+            unit = "" if note.startswith(("x ", "ms")) else " clips/s"
             print("%-36s %8.2f%s  %s" % (name, rate, unit, note))
         if a.no_memory:
             print("load average at end: %.2f %.2f %.2f" % os.getloadavg())
