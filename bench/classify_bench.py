@@ -18,7 +18,7 @@ Rows, side by side in one run, ResNet-18 (shortcut B, weights from
                           clips it wrote
   ... --conv direct       the same without temporal Winograd (oneDNN's direct
                           kernels only)
-  CPU s per clip          user + system seconds per clip of each st3d run:
+  CPU ms per clip         user + system milliseconds per clip of each st3d run:
                           how much more work features does than the
                           network alone, whatever the load from other
                           tenants does to wall time
