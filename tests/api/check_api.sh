@@ -18,17 +18,18 @@ fail() { echo "check_api: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
 cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
 libdir="$(find "$tmp/prefix" -name libst3d.so -printf '%h\n' | head -1)"
 [ -n "$libdir" ] || fail "no libst3d.so installed"
-for f in "$libdir/libst3d.a" "$tmp/prefix/include/st3d.h" "$tmp/prefix/bin/st3d" \
+for f in "$libdir/libst3d.a" "$tmp/prefix/include/st3d.h" "$tmp/prefix/include/st3d/data.h" \
+         "$tmp/prefix/include/st3d/train.h" "$tmp/prefix/bin/st3d" \
          "$libdir/pkgconfig/st3d.pc"; do
   [ -e "$f" ] || fail "not installed: ${f#$tmp/prefix/}"
 done
 
 # 2. exported symbols == declared functions
-grep -oE '\bst3d_[a-z0-9_]+[[:space:]]*\(' "$src/include/st3d.h" | tr -d '( \t' | sort -u > "$tmp/declared"
+cat "$src/include/st3d.h" "$src"/include/st3d/*.h | grep -oE '\bst3d_[a-z0-9_]+[[:space:]]*\(' | tr -d '( \t' | sort -u > "$tmp/declared"
 nm -D --defined-only "$libdir/libst3d.so" | awk '$2 ~ /^[TtWiDdBbRr]$/ {print $3}' | sed 's/@.*//' \
   | grep -vE '^(_init|_fini|_edata|_end|__bss_start)$' | sort -u > "$tmp/exported"
 if ! diff -u "$tmp/declared" "$tmp/exported" > "$tmp/diff"; then
-  echo "check_api: exported symbols differ from include/st3d.h ('-' declared only, '+' exported only):" >&2
+  echo "check_api: exported symbols differ from include/st3d.h and st3d/*.h ('-' declared only, '+' exported only):" >&2
   grep -E '^[-+][a-z_]' "$tmp/diff" >&2 || true
   fail "export list mismatch"
 fi
