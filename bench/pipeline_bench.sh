@@ -59,6 +59,7 @@ bench() {
         sed -n 's/^RESULT .*mean_clips_per_s=\([0-9.]*\).*/\1/p'
 }
 TEST_CLIPS=$(sed -n 's/.* \([0-9]*\) clips, .*/\1/p' "$WORK/test-out-$SETUP.txt" | head -1)
+TEST_CLIPS=${TEST_CLIPS:-0}
 B_TRAIN=$(bench train $(( 8 * TRAIN_PER / BATCH )))
 B_VAL=$(bench infer $(( 8 * TEST_PER / BATCH )))
 B_TEST=$(bench infer $(( (TEST_CLIPS + BATCH - 1) / BATCH )))
