@@ -36,6 +36,7 @@ Rows, side by side in one run, ResNet-18 (shortcut B, weights from
 usage: /usr/bin/python3 bench/classify_bench.py [--st3d build/st3d] [--seconds 300]
        [--batch 8] [--threads 2] [--long-minutes 120] [--no-torch] [--rounds 3]
        [--video FILE] [--decoder av|cv2] [--no-memory] [--no-direct]
+       [--one-ffmpeg-thread]
   --video FILE    a video made beforehand (the same ffmpeg command as
                   make_video), for a machine without the ffmpeg program
   --decoder cv2   the PyTorch rows decode with OpenCV's VideoCapture (its
@@ -43,6 +44,8 @@ usage: /usr/bin/python3 bench/classify_bench.py [--st3d build/st3d] [--seconds 3
                   as RGB, the rest of the pipeline is the same
   --no-memory     skip the memory rows (they need ffmpeg and /usr/bin/time)
   --no-direct     skip the --conv direct row
+  --one-ffmpeg-thread  a row of st3d features --ffmpeg-threads 1 in each round
+                  (one decoding thread instead of FFmpeg's frame threads)
 (the st3d rows: a warm-up features run, then --rounds rounds of bench and
 features, and a last bench; the best of each, and each features run over
 the mean of the two benches around it, whose median is the issue's ratio)
@@ -184,6 +187,7 @@ def main():
     ap.add_argument("--decoder", choices=("av", "cv2"), default="av")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--no-direct", action="store_true")
+    ap.add_argument("--one-ffmpeg-thread", action="store_true")
     a = ap.parse_args()
     st3d = os.path.abspath(a.st3d)
     print("load average at start: %.2f %.2f %.2f" % os.getloadavg())
@@ -234,9 +238,11 @@ def main():
         # over about the same length of time, so that load from other
         # tenants (+-15-35 % between runs here) weighs on both alike.
         _, n = features(os.path.join(tmp, "warm"))
-        benches, feat_rates, direct_rates = [bench(n)], [], []
+        benches, feat_rates, direct_rates, one_rates = [bench(n)], [], [], []
         for r in range(a.rounds):
             feat_rates.append(features(os.path.join(tmp, "f%d" % r))[0])
+            if a.one_ffmpeg_thread:
+                one_rates.append(features(os.path.join(tmp, "o%d" % r), "--ffmpeg-threads", 1)[0])
             if not a.no_direct:
                 direct_rates.append(features(os.path.join(tmp, "d%d" % r), "--conv", "direct")[0])
             benches.append(bench(n))
@@ -258,6 +264,9 @@ def main():
                         " ".join("%.1f" % (1000 * x) for x in cpu["bench"]),
                         " ".join("%.1f" % (1000 * x) for x in cpu["features"]),
                         med(cpu["features"]) / med(cpu["bench"]))))
+        if one_rates:
+            rows.append(("st3d features --ffmpeg-threads 1", max(one_rates),
+                         "best of %s" % " ".join("%.2f" % x for x in one_rates)))
         if direct_rates:
             rows.append(("st3d features --conv direct", max(direct_rates),
                          "best of %s" % " ".join("%.2f" % x for x in direct_rates)))

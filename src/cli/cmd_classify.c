@@ -52,6 +52,7 @@ typedef struct opts {
     const char *overlay;       /* --overlay: OUT.mp4 (one video) or a folder, or NULL */
     int shard_index, shard_count; /* --shard K/N */
     int distributed;           /* --distributed (automatic under mpirun) */
+    int ffmpeg_threads;        /* --ffmpeg-threads: FFmpeg's threads per video, -1: the rule below */
 } opts;
 
 /* Per video of the run. */
@@ -127,6 +128,8 @@ static void usage(FILE *out, int features) {
             "                      companion tool's: --value-scale 255\n"
             "                      --mean 114.7748,107.7354,99.4750 --std 1,1,1)\n"
             "  --decode-threads N   videos decoded at once (2)\n"
+            "  --ffmpeg-threads N   FFmpeg's threads per video, 0 its own choice (default:\n"
+            "                       0 for a single video, frame threading; else 1)\n"
             "  --threads N          compute threads (all cores)\n"
             "  --shard K/N          only videos K, K+N, K+2N, ... of the list (0 <= K < N)\n"
             "  --distributed        share the videos among MPI ranks (automatic under mpirun)\n"
@@ -506,6 +509,11 @@ static int parse(int argc, char **argv, opts *o, cli_model *cm, cli_inputs *in) 
         else if (cli_opt_is(a, "sample-size")) bad = cli_parse_int(a, v, &o->sp.sample_size);
         else if (cli_opt_is(a, "batch-size")) bad = cli_parse_int(a, v, &o->batch_size);
         else if (cli_opt_is(a, "decode-threads")) bad = cli_parse_int(a, v, &o->sp.n_threads);
+        else if (cli_opt_is(a, "ffmpeg-threads")) {
+            bad = cli_parse_int(a, v, &o->ffmpeg_threads);
+            if (!bad && (o->ffmpeg_threads < 0 || o->ffmpeg_threads > 64))
+                bad = cli_errorf("--ffmpeg-threads: expected 0 to 64, got %s", v);
+        }
         else if (cli_opt_is(a, "top-k")) bad = cli_parse_int(a, v, &o->top_k);
         else if (cli_opt_is(a, "value-scale")) bad = cli_parse_float(a, v, &o->value_scale);
         else if (cli_opt_is(a, "mean-dataset")) o->mean_dataset = v;
@@ -594,7 +602,8 @@ static int classify_all(run *r, st3d_model *m) {
         printf(r->o->features ? "%-48s %12s %14s\n" : "%-40s %11s  %s\n", "video", "clips",
                r->o->features ? "frames" : "top labels (mean softmax)");
     st3d_stream_params sp = r->o->sp;
-    if (r->n_todo == 1 && !sp.live) sp.decoder_threads = 0; /* one video: frame threading */
+    if (r->o->ffmpeg_threads >= 0) sp.decoder_threads = r->o->ffmpeg_threads;
+    else if (r->n_todo == 1 && !sp.live) sp.decoder_threads = 0; /* one video: frame threading */
     st3d_exec *exec = st3d_exec_new(m, &err);
     if (exec) st3d_exec_set_winograd(exec, r->o->winograd);
     st3d_clip_stream *s = exec ? st3d_clip_stream_new(paths, r->n_todo, &sp, &err) : NULL;
@@ -648,6 +657,7 @@ static int run_command(int argc, char **argv, int features) {
     o.sp = st3d_stream_default_params();
     o.batch_size = 0; /* 8, or 1 with --live */
     o.top_k = 5;
+    o.ffmpeg_threads = -1;
     o.shard_count = 1;
     cli_model cm;
     if (cli_model_begin(argc, argv, &cm) != 0) return 1;
