@@ -158,27 +158,33 @@ def _excess(a, b, slack):
     return d if slack is None else np.maximum(d - as64(slack), 0.0)
 
 
-def max_err(a, b, den_floor=0.0, slack=None):
-    """max(|a - b| less the slack) / (max|b| + den_floor); inf on a shape
-    mismatch or a non-finite a."""
-    a, b = as64(a), as64(b)
+def _degenerate(a, b):
+    """The error of a against b when it needs no arithmetic: inf on a shape
+    mismatch or a non-finite a, 0 for empty tensors; else None."""
     if a.shape != b.shape:
         return float("inf")
     if a.size == 0:
         return 0.0
     if not np.all(np.isfinite(a)):
         return float("inf")
+    return None
+
+
+def max_err(a, b, den_floor=0.0, slack=None):
+    """max(|a - b| less the slack) / (max|b| + den_floor); inf on a shape
+    mismatch or a non-finite a."""
+    a, b = as64(a), as64(b)
+    early = _degenerate(a, b)
+    if early is not None:
+        return early
     return float(np.max(_excess(a, b, slack)) / (np.max(np.abs(b)) + den_floor + 1e-30))
 
 
 def update_err(a, b, p0, slack=None):
     """max|(a-p0) - (b-p0)| / (max|b-p0| + 1e-3 max|p0|)."""
     a, b, p0 = as64(a), as64(b), as64(p0)
-    if a.shape != b.shape:
-        return float("inf")
-    if a.size == 0:
-        return 0.0
-    if not np.all(np.isfinite(a)):
-        return float("inf")
+    early = _degenerate(a, b)
+    if early is not None:
+        return early
     den = np.max(np.abs(b - p0)) + 1e-3 * np.max(np.abs(p0)) + 1e-30
     return float(np.max(_excess(a, b, slack)) / den)
