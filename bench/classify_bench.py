@@ -48,12 +48,15 @@ usage: /usr/bin/python3 bench/classify_bench.py [--st3d build/st3d] [--seconds 3
                   (one decoding thread instead of FFmpeg's frame threads)
 (the st3d rows: a warm-up features run, then --rounds rounds of bench and
 features, and a last bench; the best of each, and each features run over
-the mean of the two benches around it, whose median is the issue's ratio)
+the mean of the two benches around it, whose median is the issue's ratio;
+then the extra rows: --one-ffmpeg-thread as pairs of a features run and a
+--ffmpeg-threads 1 run, --conv direct runs)
 """
 import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,6 +66,9 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "torch"))
+
+
+BENCH_WARMUP = 2  # st3d bench's untimed runs (its CPU row counts them)
 
 
 def child_cpu():
@@ -221,8 +227,8 @@ def main():
             runs = max(5, -(-clips // a.batch))
             p = sh([st3d, "bench", "--model", "resnet", "--model-depth", 18, "--batch", a.batch,
                     "--sample-duration", 16, "--sample-size", 112, "--mode", "infer", "--threads",
-                    a.threads, "--runs", runs])
-            cpu["bench"].append((child_cpu() - c0) / ((runs + 2) * a.batch))
+                    a.threads, "--runs", runs, "--warmup", BENCH_WARMUP])
+            cpu["bench"].append((child_cpu() - c0) / ((runs + BENCH_WARMUP) * a.batch))
             field = lambda k: float(p.stdout.split(k + "=")[1].split()[0])
             return field("clips_per_s"), field("mean_clips_per_s")
 
@@ -236,16 +242,23 @@ def main():
         # clips over all seconds (bench's mean; its median, the number it
         # prints first, drops the slow runs, which an end-to-end job cannot),
         # over about the same length of time, so that load from other
-        # tenants (+-15-35 % between runs here) weighs on both alike.
+        # tenants (+-15-35 % between runs here) weighs on both alike.  One
+        # difference stays: features' wall time includes its start-up (the
+        # plan's build and prepare, about 0.35 s, 2% of a 300 s video),
+        # bench's mean does not.  The extra rows run after these rounds.
         _, n = features(os.path.join(tmp, "warm"))
-        benches, feat_rates, direct_rates, one_rates = [bench(n)], [], [], []
+        benches, feat_rates = [bench(n)], []
         for r in range(a.rounds):
             feat_rates.append(features(os.path.join(tmp, "f%d" % r))[0])
-            if a.one_ffmpeg_thread:
-                one_rates.append(features(os.path.join(tmp, "o%d" % r), "--ffmpeg-threads", 1)[0])
-            if not a.no_direct:
-                direct_rates.append(features(os.path.join(tmp, "d%d" % r), "--conv", "direct")[0])
             benches.append(bench(n))
+        # --one-ffmpeg-thread: pairs of (features, features --ffmpeg-threads 1)
+        one_rates, one_ratios, direct_rates = [], [], []
+        for r in range(a.rounds if a.one_ffmpeg_thread else 0):
+            f = features(os.path.join(tmp, "p%d" % r))[0]
+            one_rates.append(features(os.path.join(tmp, "o%d" % r), "--ffmpeg-threads", 1)[0])
+            one_ratios.append(one_rates[-1] / f)
+        for r in range(0 if a.no_direct else a.rounds):
+            direct_rates.append(features(os.path.join(tmp, "d%d" % r), "--conv", "direct")[0])
         means = [b[1] for b in benches]
         around = [(means[r] + means[r + 1]) / 2 for r in range(a.rounds)]
         ratios = [f / b for f, b in zip(feat_rates, around)]
@@ -255,9 +268,9 @@ def main():
                      " ".join("%.2f" % b[0] for b in benches)))]
         rows.append(("st3d features (end to end)", max(feat_rates),
                      "best of %s" % " ".join("%.2f" % x for x in feat_rates)))
-        rows.append(("  features / bench around it", sorted(ratios)[len(ratios) // 2],
+        rows.append(("  features / bench around it", statistics.median(ratios),
                      "x (median; rounds %s)" % " ".join("%.3f" % x for x in ratios)))
-        med = lambda v: sorted(v)[len(v) // 2]
+        med = statistics.median
         rows.append(("CPU ms per clip: bench, features", 1000 * med(cpu["bench"]),
                      "ms, %.1f ms (medians; bench %s, features %s): features / bench %.3f"
                      % (1000 * med(cpu["features"]),
@@ -266,7 +279,9 @@ def main():
                         med(cpu["features"]) / med(cpu["bench"]))))
         if one_rates:
             rows.append(("st3d features --ffmpeg-threads 1", max(one_rates),
-                         "best of %s" % " ".join("%.2f" % x for x in one_rates)))
+                         "best of %s; over the features run just before it %s"
+                         % (" ".join("%.2f" % x for x in one_rates),
+                            " ".join("%.3f" % x for x in one_ratios))))
         if direct_rates:
             rows.append(("st3d features --conv direct", max(direct_rates),
                          "best of %s" % " ".join("%.2f" % x for x in direct_rates)))
