@@ -55,6 +55,7 @@ then the extra rows: --one-ffmpeg-thread as pairs of a features run and a
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -88,6 +89,16 @@ def make_video(path, size, seconds, preset="medium"):
     sh(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
         "testsrc=size=%s:rate=25" % size, "-t", seconds, "-c:v", "libx264", "-preset", preset,
         "-bf", 3, "-pix_fmt", "yuv420p", path])
+
+
+def joined(values, fmt="%.2f"):
+    """The values as one space-separated string."""
+    return " ".join(fmt % x for x in values)
+
+
+def result_field(out, key):
+    """A number of st3d bench's RESULT line (clips_per_s, mean_clips_per_s)."""
+    return float(re.search(r"^RESULT .*\b%s=([0-9.]+)" % key, out, re.M).group(1))
 
 
 def cpu_name():
@@ -180,6 +191,22 @@ def torch_companion(video, weights, batch, threads, optimized=False, decoder="av
     return n / (time.time() - t0), n
 
 
+def memory_rows(st3d, w, tmp, long_minutes, threads):
+    """Peak RSS of st3d features on a generated 1-minute and a long video."""
+    rss = {}
+    for name, minutes in (("1 min", 1.0), ("%g min" % long_minutes, long_minutes)):
+        v = os.path.join(tmp, "m%g.mp4" % minutes)
+        make_video(v, "96x64", int(minutes * 60), preset="ultrafast")
+        rss[name] = peak_rss_mb([st3d, "features", "--weights", w, "--output",
+                                 os.path.join(tmp, "m%g" % minutes), "--sample-size", 32,
+                                 "--sample-duration", 8, "--stride", 250, "--threads",
+                                 threads, v])
+        os.remove(v)
+    (s, ls), (l, ll) = list(rss.items())
+    print("peak RSS of st3d features: %s %.1f MB, %s %.1f MB (%+.1f%%)"
+          % (s, ls, l, ll, 100 * (ll - ls) / ls))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--st3d", default=os.path.join(HERE, "..", "build", "st3d"))
@@ -229,8 +256,7 @@ def main():
                     "--sample-duration", 16, "--sample-size", 112, "--mode", "infer", "--threads",
                     a.threads, "--runs", runs, "--warmup", BENCH_WARMUP])
             cpu["bench"].append((child_cpu() - c0) / ((runs + BENCH_WARMUP) * a.batch))
-            field = lambda k: float(p.stdout.split(k + "=")[1].split()[0])
-            return field("clips_per_s"), field("mean_clips_per_s")
+            return result_field(p.stdout, "clips_per_s"), result_field(p.stdout, "mean_clips_per_s")
 
         # CPU seconds per clip of each run: bench's over its warm-up runs too
         # (and its random initialization); features' with its start-up
@@ -262,29 +288,26 @@ def main():
         means = [b[1] for b in benches]
         around = [(means[r] + means[r + 1]) / 2 for r in range(a.rounds)]
         ratios = [f / b for f, b in zip(feat_rates, around)]
-        rows = [("st3d bench infer (network alone)", max(means),
-                 "mean over %d clips, best of %s; medians %s" % (
-                     n, " ".join("%.2f" % x for x in means),
-                     " ".join("%.2f" % b[0] for b in benches)))]
-        rows.append(("st3d features (end to end)", max(feat_rates),
-                     "best of %s" % " ".join("%.2f" % x for x in feat_rates)))
-        rows.append(("  features / bench around it", statistics.median(ratios),
-                     "x (median; rounds %s)" % " ".join("%.3f" % x for x in ratios)))
         med = statistics.median
-        rows.append(("CPU ms per clip: bench, features", 1000 * med(cpu["bench"]),
+        rows = [("st3d bench infer (network alone)", max(means),
+                 "mean over %d clips, best of %s; medians %s"
+                 % (n, joined(means), joined(b[0] for b in benches)))]
+        rows.append(("st3d features (end to end)", max(feat_rates),
+                     "best of %s" % joined(feat_rates)))
+        rows.append(("  features / bench around it", med(ratios),
+                     "x (median; rounds %s)" % joined(ratios, "%.3f")))
+        ms_b, ms_f = ([1000 * x for x in cpu[k]] for k in ("bench", "features"))
+        rows.append(("CPU ms per clip: bench, features", med(ms_b),
                      "ms, %.1f ms (medians; bench %s, features %s): features / bench %.3f"
-                     % (1000 * med(cpu["features"]),
-                        " ".join("%.1f" % (1000 * x) for x in cpu["bench"]),
-                        " ".join("%.1f" % (1000 * x) for x in cpu["features"]),
-                        med(cpu["features"]) / med(cpu["bench"]))))
+                     % (med(ms_f), joined(ms_b, "%.1f"), joined(ms_f, "%.1f"),
+                        med(ms_f) / med(ms_b))))
         if one_rates:
             rows.append(("st3d features --ffmpeg-threads 1", max(one_rates),
                          "best of %s; over the features run just before it %s"
-                         % (" ".join("%.2f" % x for x in one_rates),
-                            " ".join("%.3f" % x for x in one_ratios))))
+                         % (joined(one_rates), joined(one_ratios, "%.3f"))))
         if direct_rates:
             rows.append(("st3d features --conv direct", max(direct_rates),
-                         "best of %s" % " ".join("%.2f" % x for x in direct_rates)))
+                         "best of %s" % joined(direct_rates)))
         if not a.no_torch:
             for name, opt in (("PyTorch companion pipeline, eager", False),
                               ("PyTorch companion pipeline, optimized", True)):
@@ -297,21 +320,8 @@ def main():
         for name, rate, note in rows:
             unit = "" if note.startswith(("x ", "ms")) else " clips/s"
             print("%-36s %8.2f%s  %s" % (name, rate, unit, note))
-        if a.no_memory:
-            print("load average at end: %.2f %.2f %.2f" % os.getloadavg())
-            return
-        rss = {}
-        for name, minutes in (("1 min", 1.0), ("%g min" % a.long_minutes, a.long_minutes)):
-            v = os.path.join(tmp, "m%g.mp4" % minutes)
-            make_video(v, "96x64", int(minutes * 60), preset="ultrafast")
-            rss[name] = peak_rss_mb([st3d, "features", "--weights", w, "--output",
-                                     os.path.join(tmp, "m%g" % minutes), "--sample-size", 32,
-                                     "--sample-duration", 8, "--stride", 250, "--threads",
-                                     a.threads, v])
-            os.remove(v)
-        (s, ls), (l, ll) = list(rss.items())
-        print("peak RSS of st3d features: %s %.1f MB, %s %.1f MB (%+.1f%%)"
-              % (s, ls, l, ll, 100 * (ll - ls) / ls))
+        if not a.no_memory:
+            memory_rows(st3d, w, tmp, a.long_minutes, a.threads)
     print("load average at end: %.2f %.2f %.2f" % os.getloadavg())
 
 

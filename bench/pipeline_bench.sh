@@ -33,6 +33,7 @@ r18)
     SIZE=112 DUR=16 BATCH=8 TRAIN_PER=6 TEST_PER=12 ;;
 *) echo "usage: $0 [small|r18]" >&2; exit 2 ;;
 esac
+CLASSES=8 # the motion dataset's
 DATA="$WORK/motion-$SETUP-$TRAIN_PER-$TEST_PER"
 mkdir -p "$WORK"
 if [ ! -f "$DATA.json" ]; then
@@ -40,7 +41,7 @@ if [ ! -f "$DATA.json" ]; then
     "$ST3D" make-annotations --dataset ucf101 --src "$DATA/splits" --video-path "$DATA/videos" \
         --dst "$DATA.json" >/dev/null
 fi
-common=(--video-path "$DATA/videos" --annotation-path "$DATA.json" --n-classes 8 "${NET[@]}"
+common=(--video-path "$DATA/videos" --annotation-path "$DATA.json" --n-classes "$CLASSES" "${NET[@]}"
         --sample-size "$SIZE" --sample-duration "$DUR" --threads "$THREADS")
 RES="$WORK/run-$SETUP"
 rm -rf "$RES"
@@ -54,14 +55,14 @@ rm -rf "$RES"
 # median drops the slow runs, which a pipeline cannot)
 bench() {
     local runs=$(( $2 > 5 ? $2 : 5 ))
-    "$ST3D" bench "${NET[@]}" --n-classes 8 --batch "$BATCH" --sample-duration "$DUR" \
+    "$ST3D" bench "${NET[@]}" --n-classes "$CLASSES" --batch "$BATCH" --sample-duration "$DUR" \
         --sample-size "$SIZE" --threads "$THREADS" --mode "$1" --runs "$runs" --warmup 2 |
         sed -n 's/^RESULT .*mean_clips_per_s=\([0-9.]*\).*/\1/p'
 }
 TEST_CLIPS=$(sed -n 's/.* \([0-9]*\) clips, .*/\1/p' "$WORK/test-out-$SETUP.txt" | head -1)
 TEST_CLIPS=${TEST_CLIPS:-0}
-B_TRAIN=$(bench train $(( 8 * TRAIN_PER / BATCH )))
-B_VAL=$(bench infer $(( 8 * TEST_PER / BATCH )))
+B_TRAIN=$(bench train $(( CLASSES * TRAIN_PER / BATCH )))
+B_VAL=$(bench infer $(( CLASSES * TEST_PER / BATCH )))
 B_TEST=$(bench infer $(( (TEST_CLIPS + BATCH - 1) / BATCH )))
 # the last progress line of epoch 2 of each kind; test's last line
 rate() { grep -a "$1" "$2" | tail -1 | sed -n 's/.* \([0-9.]*\) clips\/s.*/\1/p'; }

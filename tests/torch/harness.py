@@ -61,15 +61,12 @@ part as ill-posed.  A case built to have no max-pool near-ties
 Exit status of a script: 0 when everything passes, 1 on a failure, 2 on
 usage errors, 77 ("skipped") when PyTorch is not installed.
 """
-import os
 import sys
 
-sys.dont_write_bytecode = True   # no __pycache__ in the source tree
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True   # before the next imports: no __pycache__ in the source tree
 
-# settings, basics and metrics; then the PyTorch references
+# settings, basics and metrics (HERE, st_io and the modules among them); then
+# the PyTorch references
 from harness_base import *  # noqa: E402,F401,F403
 from harness_refs import *  # noqa: E402,F401,F403
 

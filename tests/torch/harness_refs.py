@@ -2,11 +2,7 @@
 the float32 decisions (max-pool near-ties, ReLU near-zeros) a comparison must
 tolerate, gradient probes, and the training reference of each case
 (harness.py re-exports every name here)."""
-import sys
-
-sys.dont_write_bytecode = True   # no __pycache__ in the source tree
-
-from harness_base import *  # noqa: E402,F401,F403
+from harness_base import *  # noqa: F401,F403
 
 
 # ------------------------------------------------------------------ references
