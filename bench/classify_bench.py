@@ -36,7 +36,7 @@ Rows, side by side in one run, ResNet-18 (shortcut B, weights from
 usage: /usr/bin/python3 bench/classify_bench.py [--st3d build/st3d] [--seconds 300]
        [--batch 8] [--threads 2] [--long-minutes 120] [--no-torch] [--rounds 3]
        [--video FILE] [--decoder av|cv2] [--no-memory] [--no-direct]
-       [--one-ffmpeg-thread]
+       [--pair-with "OPTIONS"]
   --video FILE    a video made beforehand (the same ffmpeg command as
                   make_video), for a machine without the ffmpeg program
   --decoder cv2   the PyTorch rows decode with OpenCV's VideoCapture (its
@@ -44,18 +44,21 @@ usage: /usr/bin/python3 bench/classify_bench.py [--st3d build/st3d] [--seconds 3
                   as RGB, the rest of the pipeline is the same
   --no-memory     skip the memory rows (they need ffmpeg and /usr/bin/time)
   --no-direct     skip the --conv direct row
-  --one-ffmpeg-thread  a row of st3d features --ffmpeg-threads 1 in each round
-                  (one decoding thread instead of FFmpeg's frame threads)
+  --pair-with "OPTIONS"  a row of st3d features with these options added,
+                  each run next to a features run without them: e.g.
+                  "--decode-overlap on --ffmpeg-threads 0" for decoding beside
+                  the network with FFmpeg's own thread count (before 2026-12-05)
 (the st3d rows: a warm-up features run, then --rounds rounds of bench and
 features, and a last bench; the best of each, and each features run over
 the mean of the two benches around it, whose median is the issue's ratio;
-then the extra rows: --one-ffmpeg-thread as pairs of a features run and a
---ffmpeg-threads 1 run, --conv direct runs)
+then the extra rows: --pair-with as pairs of a features run and a run with
+those options, --conv direct runs)
 """
 import argparse
 import json
 import os
 import re
+import shlex
 import resource
 import statistics
 import subprocess
@@ -220,7 +223,7 @@ def main():
     ap.add_argument("--decoder", choices=("av", "cv2"), default="av")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--no-direct", action="store_true")
-    ap.add_argument("--one-ffmpeg-thread", action="store_true")
+    ap.add_argument("--pair-with", default="")
     a = ap.parse_args()
     st3d = os.path.abspath(a.st3d)
     print("load average at start: %.2f %.2f %.2f" % os.getloadavg())
@@ -277,12 +280,13 @@ def main():
         for r in range(a.rounds):
             feat_rates.append(features(os.path.join(tmp, "f%d" % r))[0])
             benches.append(bench(n))
-        # --one-ffmpeg-thread: pairs of (features, features --ffmpeg-threads 1)
-        one_rates, one_ratios, direct_rates = [], [], []
-        for r in range(a.rounds if a.one_ffmpeg_thread else 0):
+        # --pair-with: pairs of (features, features OPTIONS)
+        pair_opts = shlex.split(a.pair_with)
+        pair_rates, pair_ratios, direct_rates = [], [], []
+        for r in range(a.rounds if pair_opts else 0):
             f = features(os.path.join(tmp, "p%d" % r))[0]
-            one_rates.append(features(os.path.join(tmp, "o%d" % r), "--ffmpeg-threads", 1)[0])
-            one_ratios.append(one_rates[-1] / f)
+            pair_rates.append(features(os.path.join(tmp, "o%d" % r), *pair_opts)[0])
+            pair_ratios.append(pair_rates[-1] / f)
         for r in range(0 if a.no_direct else a.rounds):
             direct_rates.append(features(os.path.join(tmp, "d%d" % r), "--conv", "direct")[0])
         means = [b[1] for b in benches]
@@ -301,10 +305,11 @@ def main():
                      "ms, %.1f ms (medians; bench %s, features %s): features / bench %.3f"
                      % (med(ms_f), joined(ms_b, "%.1f"), joined(ms_f, "%.1f"),
                         med(ms_f) / med(ms_b))))
-        if one_rates:
-            rows.append(("st3d features --ffmpeg-threads 1", max(one_rates),
-                         "best of %s; over the features run just before it %s"
-                         % (joined(one_rates), joined(one_ratios, "%.3f"))))
+        if pair_rates:
+            rows.append(("st3d features " + a.pair_with, max(pair_rates),
+                         "best of %s; over the features run just before it %s (median %.3f)"
+                         % (joined(pair_rates), joined(pair_ratios, "%.3f"),
+                            med(pair_ratios))))
         if direct_rates:
             rows.append(("st3d features --conv direct", max(direct_rates),
                          "best of %s" % joined(direct_rates)))

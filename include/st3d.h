@@ -68,6 +68,8 @@ const char *st3d_status_name(st3d_status code);
  * kernels (both run on one OpenMP pool).  n <= 0 means all cores. */
 void st3d_set_threads(int n);
 int st3d_get_threads(void);
+/* CPUs this process may run on (its affinity mask, as taskset sets it). */
+int st3d_get_cpus(void);
 
 /* ------------------------------------------------------------ tensor maps */
 

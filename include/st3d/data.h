@@ -303,6 +303,10 @@ typedef struct st3d_stream_params {
     int decoder_threads;  /* libavcodec threads per video (1) */
     int queue_clips;      /* clips buffered between decoding and the caller (16) */
     int live;             /* 1: the paths are live sources (st3d_video_params.live) */
+    int pause_for_compute; /* 1: st3d_classify_stream holds the decoder threads while a
+                              batch runs (st3d_clip_stream_hold), so that decoding runs
+                              between batches on every core instead of preempting the
+                              compute threads; for when the network takes every core (0) */
 } st3d_stream_params;
 
 st3d_stream_params st3d_stream_default_params(void);
@@ -350,6 +354,14 @@ void st3d_clip_stream_clip_shape(const st3d_clip_stream *s, int64_t shape[4]);
  * every video has ended, -1 on error. */
 int st3d_clip_stream_next(st3d_clip_stream *s, float *clip, st3d_stream_item *item,
                           st3d_error *err);
+/* hold 1: each decoder thread stops before its next frame (the frames it
+ * has handed over are still cut into clips) until hold 0, or until
+ * st3d_clip_stream_next has to wait for an item (the caller is then not
+ * computing: a held stream never deadlocks).  Items already queued can be
+ * taken.  The parameters the stream was made with (stride resolved) say
+ * whether st3d_classify_stream holds it during each forward. */
+void st3d_clip_stream_hold(st3d_clip_stream *s, int hold);
+const st3d_stream_params *st3d_clip_stream_get_params(const st3d_clip_stream *s);
 
 /* =============================================== end of video and data ===== */
 

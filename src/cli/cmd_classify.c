@@ -53,6 +53,7 @@ typedef struct opts {
     int shard_index, shard_count; /* --shard K/N */
     int distributed;           /* --distributed (automatic under mpirun) */
     int ffmpeg_threads;        /* --ffmpeg-threads: FFmpeg's threads per video, -1: the rule below */
+    int decode_overlap;        /* --decode-overlap: 1 on, 0 off, -1 auto (the rule below) */
 } opts;
 
 /* Per video of the run. */
@@ -82,6 +83,8 @@ typedef struct run {
     int64_t n_ok, n_failed;     /* videos finished */
     int64_t n_clips;            /* clips through the network */
     double lat_sum, lat_max;    /* --live: latency (frame decoded to label out), seconds */
+    double network_s;           /* seconds in the network (the last result's) */
+    double waiting_s;           /* seconds waiting for clips (the last result's) */
     char **failures;            /* one line per failed video */
     double t0, last_draw;       /* start, last progress redraw */
     int tty;                    /* stderr is a terminal */
@@ -129,8 +132,11 @@ static void usage(FILE *out, int features) {
             "                      --mean 114.7748,107.7354,99.4750 --std 1,1,1)\n"
             "  --decode-threads N   videos decoded at once (2)\n"
             "  --ffmpeg-threads N   FFmpeg's threads per video, 0 its own choice (default:\n"
-            "                       0 for a single video that is not --live, frame\n"
-            "                       threading; else 1)\n"
+            "                       CPUs - 1 for a single video that is not --live, frame\n"
+            "                       threading beside the thread that resizes; else 1)\n"
+            "  --decode-overlap auto|on|off  decode while the network runs (on), or only\n"
+            "                       between its batches, on every core (off); auto: off\n"
+            "                       when --threads takes every CPU and not --live\n"
             "  --threads N          compute threads (all cores)\n"
             "  --shard K/N          only videos K, K+N, K+2N, ... of the list (0 <= K < N)\n"
             "  --distributed        share the videos among MPI ranks (automatic under mpirun)\n"
@@ -379,6 +385,8 @@ static int on_item(const st3d_clip_result *res, void *user) {
     int64_t i = r->todo[it->video];
     vstate *v = &r->vs[i];
     st3d_error err = {0};
+    r->network_s = res->network_s;
+    r->waiting_s = res->waiting_s;
     switch (it->kind) {
     case ST3D_STREAM_BEGIN: {
         v->active = 1;
@@ -515,6 +523,11 @@ static int parse(int argc, char **argv, opts *o, cli_model *cm, cli_inputs *in) 
             if (!bad && (o->ffmpeg_threads < 0 || o->ffmpeg_threads > 64))
                 bad = cli_errorf("--ffmpeg-threads: expected 0 to 64, got %s", v);
         }
+        else if (cli_opt_is(a, "decode-overlap")) {
+            o->decode_overlap = !strcmp(v, "auto") ? -1 : !strcmp(v, "on") ? 1 : !strcmp(v, "off") ? 0 : -2;
+            if (o->decode_overlap == -2)
+                bad = cli_errorf("--decode-overlap: expected auto, on or off, got %s", v);
+        }
         else if (cli_opt_is(a, "top-k")) bad = cli_parse_int(a, v, &o->top_k);
         else if (cli_opt_is(a, "value-scale")) bad = cli_parse_float(a, v, &o->value_scale);
         else if (cli_opt_is(a, "mean-dataset")) o->mean_dataset = v;
@@ -604,7 +617,12 @@ static int classify_all(run *r, st3d_model *m) {
                r->o->features ? "frames" : "top labels (mean softmax)");
     st3d_stream_params sp = r->o->sp;
     if (r->o->ffmpeg_threads >= 0) sp.decoder_threads = r->o->ffmpeg_threads;
-    else if (r->n_todo == 1 && !sp.live) sp.decoder_threads = 0; /* one video: frame threading */
+    else if (r->n_todo == 1 && !sp.live) /* one video: FFmpeg's frame threads and the clip */
+        sp.decoder_threads = st3d_get_cpus() > 2 ? st3d_get_cpus() - 1 : 1; /* cutter, a CPU each */
+    /* a decoder beside compute threads that take every CPU preempts them
+     * (clip_stream.c); a live source is read as it comes, never held */
+    sp.pause_for_compute = r->o->decode_overlap == 0 ||
+                           (r->o->decode_overlap < 0 && !sp.live && st3d_get_threads() >= st3d_get_cpus());
     st3d_exec *exec = st3d_exec_new(m, &err);
     if (exec) st3d_exec_set_winograd(exec, r->o->winograd);
     st3d_clip_stream *s = exec ? st3d_clip_stream_new(paths, r->n_todo, &sp, &err) : NULL;
@@ -621,9 +639,10 @@ static int classify_all(run *r, st3d_model *m) {
     if (r->tty) fputs("\r\033[K", stderr);
     double el = st3d_now() - r->t0;
     fprintf(stderr, "%s%lld videos done, %lld failed, %lld skipped as done before; %lld clips in "
-            "%.1f s (%.1f clips/s)\n", ranks > 1 ? "this rank: " : "", (long long)r->n_ok,
-            (long long)r->n_failed, (long long)skipped, (long long)r->n_clips, el,
-            el > 0 ? (double)r->n_clips / el : 0.0);
+            "%.1f s (%.1f clips/s; network %.1f s, waiting for clips %.1f s)\n",
+            ranks > 1 ? "this rank: " : "", (long long)r->n_ok, (long long)r->n_failed,
+            (long long)skipped, (long long)r->n_clips, el, el > 0 ? (double)r->n_clips / el : 0.0,
+            r->network_s, r->waiting_s);
     r->job_failed = r->n_failed;
     if (ranks > 1) {
         /* the job's totals, once every rank is done (so OUT.json can be made);
@@ -659,6 +678,7 @@ static int run_command(int argc, char **argv, int features) {
     o.batch_size = 0; /* 8, or 1 with --live */
     o.top_k = 5;
     o.ffmpeg_threads = -1;
+    o.decode_overlap = -1;
     o.shard_count = 1;
     cli_model cm;
     if (cli_model_begin(argc, argv, &cm) != 0) return 1;

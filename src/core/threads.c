@@ -14,3 +14,5 @@ void st3d_set_threads(int n) {
 }
 
 int st3d_get_threads(void) { return omp_get_max_threads(); }
+
+int st3d_get_cpus(void) { return omp_get_num_procs(); }

@@ -3,11 +3,12 @@
  * decoder threads, cut into clips as the frames arrive, handed to one
  * consumer through a bounded queue (see st3d.h for the clip rules).
  *
- * Each decoder thread takes the next video of the list, reads its frames
+ * Each decoder thread takes the next video of the list and reads its frames
  * in order with st3d_video_read_frame (which drains the decoder at the end
- * of the stream, so every frame the decoder gives is counted) and keeps the
- * last sample_duration frames, already transformed to sample_size x
- * sample_size floats, in a ring: frame f lives in slot f % duration.  A
+ * of the stream, so every frame the decoder gives is counted); its cutter
+ * thread, a few frames behind, transforms them and keeps the last
+ * sample_duration frames, as sample_size x sample_size floats, in a ring:
+ * frame f lives in slot f % duration.  A
  * frame that no clip will use (stride > duration) is decoded, counted and
  * not transformed.  When frame start + duration - 1 is in, the clip
  * [start, start + duration) is copied from the ring into a queue slot;
@@ -25,6 +26,14 @@
  * the head slot once ready, copies it out without the lock, then frees it.
  * Items of one video keep their order (one thread decodes it); items of
  * videos decoded at once interleave.
+ *
+ * Hold: while the caller holds the stream (st3d_clip_stream_hold, around
+ * each forward when pause_for_compute is set), a decoder thread waits
+ * before reading its next frame.  When the compute threads take every core,
+ * a decoder running beside them preempts one of them in the middle of a
+ * parallel region while the others wait at its barrier, so each millisecond
+ * of decoding costs about one of every core; held, decoding runs between
+ * batches, the decoder, its cutter and FFmpeg's threads on all cores.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "data/data.h"
@@ -43,16 +52,45 @@ typedef struct slot {
     int state;             /* SLOT_* */
 } slot;
 
-/* A decoder thread and its scratch. */
+/* Decoded frames a worker holds between its two threads: up to HELD_MAX,
+ * fewer for large frames (HELD_BYTES in all, at least 2). */
+enum { HELD_MAX = 8, HELD_BYTES = 4 << 20 };
+
+/* A decoder thread, its cutter thread and their scratch.  The decoder reads
+ * frame f into frames[f % n_held] and hands it over; the cutter transforms
+ * it into the ring and queues the clip it completes, while the decoder goes
+ * on with the next frames (so the transform, as large a part of a small
+ * clip's cost as decoding, runs beside it).  Several frames in hand, so
+ * that neither thread waits for the other at every frame. */
 typedef struct worker {
     struct st3d_clip_stream *s; /* the stream */
-    pthread_t thread;           /* its thread */
-    int started;                /* 1 once the thread runs */
-    st3d_image frame;           /* the decoded RGB frame */
-    st3d_spatial_work work;     /* resize scratch */
-    float *ring;                /* duration frames of 3 x S x S floats */
+    pthread_t thread;           /* the decoder thread */
+    pthread_t cutter;           /* the cutter thread */
+    int started;                /* 1 once the decoder thread runs */
+    int cutter_started;         /* 1 once the cutter thread runs */
+    st3d_image frames[HELD_MAX]; /* decoded RGB frames: frame f in frames[f % n_held] */
+    double held_pts[HELD_MAX];  /* their timestamps, seconds */
+    double held_at[HELD_MAX];   /* st3d_now() when each was decoded */
+    int n_held;                 /* frames used for this video */
+    st3d_spatial_work work;     /* resize scratch (cutter) */
+    float *ring;                /* duration frames of 3 x S x S floats (cutter) */
     double *ring_pts;           /* their timestamps, seconds */
-    double decoded_at;          /* st3d_now() after the last frame decoded */
+    /* the hand-over, guarded by mu */
+    pthread_mutex_t mu;         /* guards the fields below */
+    pthread_cond_t cv;          /* broadcast when handed, cut or quit change */
+    int64_t handed;             /* frames of this video handed over */
+    int64_t cut;                /* frames of this video cut (<= handed) */
+    int quit;                   /* 1: the cutter thread ends */
+    int stopped;                /* 1: the stream stopped while the cutter queued */
+    int failed;                 /* 1: the cutter failed; cut_err says why */
+    st3d_error cut_err;         /* the cutter's failure */
+    /* the video being cut: set by the decoder while the cutter is idle */
+    int64_t v;                  /* its index */
+    int64_t start;              /* first frame of the next clip */
+    int64_t clips;              /* clips queued so far */
+    st3d_spatial_choice ch;     /* its Resize + CenterCrop */
+    double dt;                  /* one frame's duration, seconds (0: unknown) */
+    double last_at;             /* held_at of the last frame cut */
 } worker;
 
 struct st3d_clip_stream {
@@ -67,6 +105,8 @@ struct st3d_clip_stream {
     pthread_mutex_t mu;    /* guards everything below */
     pthread_cond_t cv_put; /* producers wait here for a free slot */
     pthread_cond_t cv_get; /* the consumer waits here for a ready slot */
+    pthread_cond_t cv_go;  /* producers wait here while the stream is held */
+    int held;              /* 1: producers wait before their next frame */
     int head, count;       /* queue: first slot, slots in use */
     int64_t next_video;    /* next video a thread takes */
     int running;           /* threads not finished */
@@ -107,6 +147,26 @@ static slot *reserve(st3d_clip_stream *s) {
     return sl;
 }
 
+/* Waits while the stream is held; -1 when the stream stops. */
+static int wait_unheld(st3d_clip_stream *s) {
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop && s->held) pthread_cond_wait(&s->cv_go, &s->mu);
+    int stop = s->stop;
+    pthread_mutex_unlock(&s->mu);
+    return stop ? -1 : 0;
+}
+
+void st3d_clip_stream_hold(st3d_clip_stream *s, int hold) {
+    pthread_mutex_lock(&s->mu);
+    s->held = hold != 0;
+    if (!s->held) pthread_cond_broadcast(&s->cv_go);
+    pthread_mutex_unlock(&s->mu);
+}
+
+const st3d_stream_params *st3d_clip_stream_get_params(const st3d_clip_stream *s) {
+    return &s->p;
+}
+
 static void publish(st3d_clip_stream *s, slot *sl) {
     pthread_mutex_lock(&s->mu);
     sl->state = SLOT_READY;
@@ -126,7 +186,7 @@ static int put_item(st3d_clip_stream *s, const st3d_stream_item *it) {
 /* Queues clip number `clip` of video v: frames [start, start + n_real),
  * loop-padded to the duration, from the ring. */
 static int put_clip(st3d_clip_stream *s, worker *w, int64_t v, int64_t clip, int64_t start,
-                    int n_real, double frame_dt) {
+                    int n_real, double frame_dt, double decoded_at) {
     slot *sl = reserve(s);
     if (!sl) return -1;
     int T = s->p.sample_duration;
@@ -147,9 +207,74 @@ static int put_clip(st3d_clip_stream *s, worker *w, int64_t v, int64_t clip, int
     it->n_real = n_real;
     it->start = w->ring_pts[start % T];
     it->end = w->ring_pts[(start + n_real - 1) % T] + frame_dt;
-    it->decoded_at = w->decoded_at;
+    it->decoded_at = decoded_at;
     publish(s, sl);
     return 0;
+}
+
+/* The cutter's work on the frame handed over: into the ring if a clip uses
+ * it (a frame no clip uses, stride > duration, is only counted), then the
+ * clip it completes, if any, queued.  0, 1 on failure (w->cut_err), -1
+ * when the stream stops. */
+static int cut_frame(worker *w, int64_t f) {
+    st3d_clip_stream *s = w->s;
+    int T = s->p.sample_duration, h = (int)(f % w->n_held);
+    w->last_at = w->held_at[h];
+    if (f >= w->start) {
+        float *dst = w->ring + (f % T) * s->frame_floats;
+        if (st3d_spatial_apply(&s->cfg, &w->ch, &w->frames[h], &w->work, dst,
+                               (int64_t)s->p.sample_size * s->p.sample_size, &w->cut_err) != 0)
+            return 1;
+        w->ring_pts[f % T] = w->held_pts[h];
+    }
+    if (f == w->start + T - 1) {
+        if (put_clip(s, w, w->v, w->clips++, w->start, T, w->dt, w->last_at) != 0) return -1;
+        w->start += s->p.stride;
+    }
+    return 0;
+}
+
+static void *cutter_main(void *arg) {
+    worker *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (w->cut == w->handed && !w->quit) pthread_cond_wait(&w->cv, &w->mu);
+        if (w->cut == w->handed) break; /* quit, nothing in hand */
+        int64_t f = w->cut;
+        int skip = w->stopped || w->failed; /* the rest of a failed video */
+        pthread_mutex_unlock(&w->mu);
+        int rc = skip ? 0 : cut_frame(w, f);
+        pthread_mutex_lock(&w->mu);
+        if (rc < 0) w->stopped = 1;
+        if (rc > 0) w->failed = 1;
+        w->cut++;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Waits until the cutter holds at most `most` frames not yet cut (0: it
+ * has cut or skipped all); 0, 1 if it failed, -1 if the stream stopped. */
+static int cutter_wait(worker *w, int most) {
+    pthread_mutex_lock(&w->mu);
+    while (w->handed - w->cut > most && (most == 0 || !(w->stopped || w->failed)))
+        pthread_cond_wait(&w->cv, &w->mu);
+    int rc = w->stopped ? -1 : w->failed ? 1 : 0;
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+/* Hands the next frame (in frames[handed % n_held]), its timestamp pts,
+ * decoded at st3d_now() = at, to the cutter. */
+static void cutter_give(worker *w, double pts, double at) {
+    pthread_mutex_lock(&w->mu);
+    int h = (int)(w->handed % w->n_held);
+    w->held_pts[h] = pts;
+    w->held_at[h] = at;
+    w->handed++;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
 }
 
 /* Decodes video v and queues its items.  Returns -1 only when the stream
@@ -165,56 +290,65 @@ static int run_video(st3d_clip_stream *s, worker *w, int64_t v) {
     st3d_video *vid = st3d_video_open(s->paths[v], &vp, &err);
     if (!vid) goto fail;
     it.info = *st3d_video_get_info(vid);
-    st3d_spatial_choice ch;
     st3d_rng rng = st3d_rng_for(0, 0, 0, 0); /* the center crop draws nothing */
-    st3d_spatial_draw(&s->cfg, it.info.width, it.info.height, &rng, &ch);
-    if (ch.crop_x < 0 || ch.crop_y < 0) {
+    st3d_spatial_draw(&s->cfg, it.info.width, it.info.height, &rng, &w->ch);
+    if (w->ch.crop_x < 0 || w->ch.crop_y < 0) {
         st3d_fail(&err, ST3D_ERR_INVALID, "%s: frames of %dx%d are too small", s->paths[v],
                   it.info.width, it.info.height);
         goto fail;
     }
-    if (st3d_image_reserve(&w->frame, it.info.width, it.info.height, &err) != 0) goto fail;
+    /* the cutter is idle between videos */
+    size_t fit = HELD_BYTES / ((size_t)it.info.width * it.info.height * 3);
+    w->n_held = fit > HELD_MAX ? HELD_MAX : fit < 2 ? 2 : (int)fit;
+    for (int i = 0; i < w->n_held; i++)
+        if (st3d_image_reserve(&w->frames[i], it.info.width, it.info.height, &err) != 0) goto fail;
+    for (int i = w->n_held; i < HELD_MAX; i++) st3d_image_release(&w->frames[i]);
     it.kind = ST3D_STREAM_BEGIN;
     if (put_item(s, &it) != 0) goto stop;
-    int T = s->p.sample_duration, stride = s->p.stride;
-    double dt = it.info.fps > 0 ? 1.0 / it.info.fps : 0.0;
-    int64_t f = 0, start = 0, clips = 0;
+    pthread_mutex_lock(&w->mu); /* the cutter, idle, reads these once handed a frame */
+    w->v = v;
+    w->start = w->clips = w->handed = w->cut = 0;
+    w->dt = it.info.fps > 0 ? 1.0 / it.info.fps : 0.0;
+    pthread_mutex_unlock(&w->mu);
+    int64_t f = 0;
     for (;;) {
         double pts = 0;
-        int r = st3d_video_read_frame(vid, w->frame.data, NULL, &pts, &err);
+        if (wait_unheld(s) != 0) goto stop;
+        int c = cutter_wait(w, w->n_held - 1); /* frames[f % n_held] is free */
+        if (c < 0) goto stop;
+        if (c > 0) goto cut_failed;
+        int r = st3d_video_read_frame(vid, w->frames[f % w->n_held].data, NULL, &pts, &err);
         if (r < 0) goto fail;
         if (r == 0) break;
-        w->decoded_at = st3d_now();
-        if (f >= start) { /* some clip uses this frame */
-            float *dst = w->ring + (f % T) * s->frame_floats;
-            if (st3d_spatial_apply(&s->cfg, &ch, &w->frame, &w->work, dst,
-                                   (int64_t)s->p.sample_size * s->p.sample_size, &err) != 0)
-                goto fail;
-            w->ring_pts[f % T] = pts;
-        }
-        if (f == start + T - 1) {
-            if (put_clip(s, w, v, clips++, start, T, dt) != 0) goto stop;
-            start += stride;
-        }
+        cutter_give(w, pts, st3d_now());
         f++;
     }
+    int c = cutter_wait(w, 0);
+    if (c < 0) goto stop;
+    if (c > 0) goto cut_failed;
     if (f == 0) {
         st3d_fail(&err, ST3D_ERR_FORMAT, "%s: no frame could be decoded", s->paths[v]);
         goto fail;
     }
-    if (start < f && !s->p.drop_tail) /* the short last clip, loop-padded */
-        if (put_clip(s, w, v, clips++, start, (int)(f - start), dt) != 0) goto stop;
+    if (w->start < f && !s->p.drop_tail) /* the short last clip, loop-padded */
+        if (put_clip(s, w, v, w->clips++, w->start, (int)(f - w->start), w->dt, w->last_at) != 0)
+            goto stop;
     st3d_video_free(vid);
     it.kind = ST3D_STREAM_END;
-    it.n_clips = clips;
+    it.n_clips = w->clips;
     it.n_frames = f;
     return put_item(s, &it);
+cut_failed:
+    err = w->cut_err;
 fail:
+    if (cutter_wait(w, 0) < 0) goto stop;
+    w->failed = 0; /* the cutter is idle: its failure was this video's */
     st3d_video_free(vid);
     it.kind = ST3D_STREAM_FAIL;
     snprintf(it.message, sizeof it.message, "%s", err.msg);
     return put_item(s, &it);
 stop:
+    cutter_wait(w, 0);
     st3d_video_free(vid);
     return -1;
 }
@@ -259,6 +393,7 @@ st3d_clip_stream *st3d_clip_stream_new(const char *const *paths, int64_t n,
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv_put, NULL);
     pthread_cond_init(&s->cv_get, NULL);
+    pthread_cond_init(&s->cv_go, NULL);
     s->paths = st3d_calloc(n ? (size_t)n : 1, sizeof *s->paths, err);
     s->slots = st3d_calloc((size_t)p.queue_clips, sizeof *s->slots, err);
     s->workers = st3d_calloc((size_t)p.n_threads, sizeof *s->workers, err);
@@ -271,12 +406,23 @@ st3d_clip_stream *st3d_clip_stream_new(const char *const *paths, int64_t n,
     for (int i = 0; i < p.queue_clips; i++)
         if (!(s->slots[i].data = st3d_malloc((size_t)s->clip_floats * sizeof(float), err)))
             goto fail;
+    for (int i = 0; i < p.n_threads; i++) { /* before anything can fail: free destroys */
+        pthread_mutex_init(&s->workers[i].mu, NULL);
+        pthread_cond_init(&s->workers[i].cv, NULL);
+    }
     for (int i = 0; i < p.n_threads; i++) {
         worker *w = &s->workers[i];
         w->s = s;
         w->ring = st3d_malloc((size_t)(s->frame_floats * p.sample_duration) * sizeof(float), err);
         w->ring_pts = st3d_calloc((size_t)p.sample_duration, sizeof(double), err);
         if (!w->ring || !w->ring_pts) goto fail;
+    }
+    for (int i = 0; i < p.n_threads; i++) {
+        if (pthread_create(&s->workers[i].cutter, NULL, cutter_main, &s->workers[i]) != 0) {
+            st3d_fail(err, ST3D_ERR_BACKEND, "cannot start a clip cutting thread");
+            goto fail;
+        }
+        s->workers[i].cutter_started = 1;
     }
     s->running = p.n_threads;
     for (int i = 0; i < p.n_threads; i++) {
@@ -300,12 +446,20 @@ void st3d_clip_stream_free(st3d_clip_stream *s) {
     pthread_mutex_lock(&s->mu);
     s->stop = 1;
     pthread_cond_broadcast(&s->cv_put);
+    pthread_cond_broadcast(&s->cv_go);
     pthread_mutex_unlock(&s->mu);
     if (s->workers)
         for (int i = 0; i < s->p.n_threads; i++) {
             worker *w = &s->workers[i];
-            if (w->started) pthread_join(w->thread, NULL);
-            st3d_image_release(&w->frame);
+            if (w->started) pthread_join(w->thread, NULL); /* its cutter is idle now */
+            pthread_mutex_lock(&w->mu);
+            w->quit = 1;
+            pthread_cond_broadcast(&w->cv);
+            pthread_mutex_unlock(&w->mu);
+            if (w->cutter_started) pthread_join(w->cutter, NULL);
+            pthread_cond_destroy(&w->cv);
+            pthread_mutex_destroy(&w->mu);
+            for (int k = 0; k < HELD_MAX; k++) st3d_image_release(&w->frames[k]);
             st3d_spatial_work_free(&w->work);
             free(w->ring);
             free(w->ring_pts);
@@ -319,6 +473,7 @@ void st3d_clip_stream_free(st3d_clip_stream *s) {
     free(s->workers);
     pthread_cond_destroy(&s->cv_put);
     pthread_cond_destroy(&s->cv_get);
+    pthread_cond_destroy(&s->cv_go);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -328,8 +483,13 @@ int st3d_clip_stream_next(st3d_clip_stream *s, float *clip, st3d_stream_item *it
     (void)err; /* every failure so far is a video's own (a FAIL item) */
     pthread_mutex_lock(&s->mu);
     while (!(s->count > 0 && s->slots[s->head].state == SLOT_READY) &&
-           !(s->count == 0 && s->running == 0))
+           !(s->count == 0 && s->running == 0)) {
+        if (s->held) { /* waiting for an item: the caller is not computing */
+            s->held = 0;
+            pthread_cond_broadcast(&s->cv_go);
+        }
         pthread_cond_wait(&s->cv_get, &s->mu);
+    }
     if (s->count == 0) { /* every thread finished and the queue is empty */
         pthread_mutex_unlock(&s->mu);
         return 0;

@@ -264,24 +264,30 @@ static void taps_line(const uint8_t *lines, size_t stride, int taps, const int32
 static int resize_rows(const uint8_t *src, size_t src_stride, int y0, int nr, int wx, int ww,
                        st3d_spatial_work *w, st3d_error *err) {
     int xf = w->bx[2 * wx], xl = w->bx[2 * (wx + ww - 1)] + w->bx[2 * (wx + ww - 1) + 1];
-    size_t line = (size_t)nr * 3, need = (size_t)(xl - xf + ww) * line;
+    /* a pixel is moved as 4 bytes (one load, one store), its fourth byte
+     * overwritten by the next pixel moved, or landing in the byte of
+     * padding after each line and after tmp */
+    size_t line = (size_t)nr * 3 + 1, need = (size_t)(xl - xf + ww) * line;
     uint8_t *c = grown(w->cols, &w->cols_cap, need, err);
     if (!c) return -1;
     w->cols = c;
-    uint8_t *t = grown(w->tmp, &w->tmp_cap, (size_t)nr * ww * 3, err);
+    uint8_t *t = grown(w->tmp, &w->tmp_cap, (size_t)nr * ww * 3 + 1, err);
     if (!t) return -1;
     w->tmp = t;
     uint8_t *cols = w->cols, *outc = w->cols + (size_t)(xl - xf) * line;
     for (int y = 0; y < nr; y++) { /* source columns xf .. xl-1 as lines */
         const uint8_t *in = src + (size_t)(y0 + y) * src_stride + (size_t)xf * 3;
-        for (int x = 0; x < xl - xf; x++) memcpy(cols + (size_t)x * line + (size_t)y * 3, in + x * 3, 3);
+        uint8_t *o = cols + (size_t)y * 3;
+        int x = 0;
+        for (; x < xl - xf - 1; x++) memcpy(o + (size_t)x * line, in + x * 3, 4);
+        memcpy(o + (size_t)x * line, in + x * 3, 3); /* 4 bytes could pass the frame's end */
     }
     for (int xx = 0; xx < ww; xx++)
         taps_line(cols + (size_t)(w->bx[2 * (wx + xx)] - xf) * line, line, w->bx[2 * (wx + xx) + 1],
                   w->wx + (size_t)(wx + xx) * w->kx, nr * 3, w->acc, outc + (size_t)xx * line);
     for (int y = 0; y < nr; y++) { /* back to rows */
         uint8_t *out = w->tmp + (size_t)y * ww * 3;
-        for (int xx = 0; xx < ww; xx++) memcpy(out + xx * 3, outc + (size_t)xx * line + (size_t)y * 3, 3);
+        for (int xx = 0; xx < ww; xx++) memcpy(out + xx * 3, outc + (size_t)xx * line + (size_t)y * 3, 4);
     }
     return 0;
 }

@@ -14,7 +14,9 @@
  *
  * Shapes: batch x (3 x T x S x S) in, logits batch x n_classes, features
  * batch x feature_dim out; scores = softmax(logits) per clip.  Every
- * forward has the full batch shape (a part-full batch is padded).
+ * forward has the full batch shape (a part-full batch is padded).  With the
+ * stream's pause_for_compute, its decoders are held during each forward
+ * (clip_stream.c says why).
  */
 #include "core/core.h"
 
@@ -25,6 +27,8 @@
 /* What a run holds. */
 typedef struct run_state {
     st3d_exec *exec;         /* plans (borrowed) */
+    st3d_clip_stream *stream; /* the clips (borrowed) */
+    int hold;                /* 1: hold the stream's decoders during each forward */
     int64_t shape[5];        /* a full batch: {B, 3, T, S, S} */
     int64_t clip_floats;     /* 3 * T * S * S */
     int n_classes;           /* fc outputs */
@@ -36,6 +40,8 @@ typedef struct run_state {
     st3d_stream_item *items; /* pending items, in order */
     int n_items, cap_items;  /* pending, room */
     int n_clips;             /* clips among them (filled batch slots) */
+    double network_s;        /* seconds in st3d_exec_forward so far */
+    double waiting_s;        /* seconds in st3d_clip_stream_next so far */
     st3d_clip_fn fn;         /* receiver */
     void *user;              /* its argument */
 } run_state;
@@ -59,14 +65,19 @@ static int flush(run_state *r, st3d_error *err) {
         if (r->n_clips < r->shape[0])
             memset(r->x + r->n_clips * r->clip_floats, 0,
                    (size_t)((r->shape[0] - r->n_clips) * r->clip_floats) * sizeof(float));
-        if (st3d_exec_forward(r->exec, r->x, r->shape, r->logits, r->features, err) != 0) return -1;
+        if (r->hold) st3d_clip_stream_hold(r->stream, 1);
+        double t0 = st3d_now();
+        int rc = st3d_exec_forward(r->exec, r->x, r->shape, r->logits, r->features, err);
+        r->network_s += st3d_now() - t0;
+        if (r->hold) st3d_clip_stream_hold(r->stream, 0);
+        if (rc != 0) return -1;
         for (int i = 0; i < r->n_clips; i++)
             softmax(r->logits + (int64_t)i * r->n_classes, r->scores + (int64_t)i * r->n_classes,
                     r->n_classes);
     }
     int k = 0;
     for (int i = 0; i < r->n_items; i++) {
-        st3d_clip_result res = {&r->items[i], NULL, NULL, NULL};
+        st3d_clip_result res = {&r->items[i], NULL, NULL, NULL, r->network_s, r->waiting_s};
         if (r->items[i].kind == ST3D_STREAM_CLIP) {
             res.logits = r->logits + (int64_t)k * r->n_classes;
             res.scores = r->scores + (int64_t)k * r->n_classes;
@@ -88,6 +99,8 @@ int st3d_classify_stream(st3d_exec *exec, st3d_model *model, st3d_clip_stream *s
     run_state r;
     memset(&r, 0, sizeof r);
     r.exec = exec;
+    r.stream = stream;
+    r.hold = st3d_clip_stream_get_params(stream)->pause_for_compute;
     r.fn = fn;
     r.user = user;
     r.shape[0] = batch_size;
@@ -105,7 +118,9 @@ int st3d_classify_stream(st3d_exec *exec, st3d_model *model, st3d_clip_stream *s
     if (!r.x || !r.logits || !r.scores || !r.features || !r.items) goto done;
     for (;;) {
         st3d_stream_item *it = &r.items[r.n_items];
+        double t0 = st3d_now();
         int got = st3d_clip_stream_next(stream, r.x + (int64_t)r.n_clips * r.clip_floats, it, err);
+        r.waiting_s += st3d_now() - t0;
         if (got < 0) goto done;
         if (got == 0) break;
         r.n_items++;

@@ -390,14 +390,48 @@ def part_memory(st3d, tmp):
           % (rss["long"], rss["short"]))
 
 
+# ---------------------------------------------------------------- stream
+
+
+def part_stream(st3d, hold_tool, tmp):
+    """The decoders held while the network runs (--decode-overlap off, the
+    default where the compute threads take every CPU): the same bytes as
+    decoding beside it; st3d_clip_stream_hold itself (stream_hold.c)."""
+    v = os.path.join(tmp, "long.mp4")
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-frames:v", 400, "-c:v",
+           "libx264", "-bf", "3", "-pix_fmt", "yuv420p", v)
+    p = run([hold_tool, v, 400], check=False)
+    print(p.stdout, end="")
+    check(p.returncode == 0, "stream_hold: exit %d %s" % (p.returncode, p.stderr.strip()))
+    w = os.path.join(tmp, "w.safetensors")
+    run([st3d, "init", "--model", "resnet", "--model-depth", 10, "--n-classes", 3, "--output", w])
+    outs = {}
+    for mode in ("on", "off", "auto"):
+        out = os.path.join(tmp, mode)
+        run([st3d, "features", "--weights", w, "--output", out, "--sample-size", 32,
+             "--batch-size", 4, "--threads", 2, "--decode-overlap", mode, v])
+        outs[mode] = open(os.path.join(out, "long.npy"), "rb").read()
+    check(outs["on"] == outs["off"] == outs["auto"],
+          "--decode-overlap on, off, auto: the same feature bytes")
+    p = run([st3d, "features", "--weights", w, "--output", os.path.join(tmp, "bad"),
+             "--decode-overlap", "sometimes", v], check=False)
+    check(p.returncode == 2 and "--decode-overlap" in p.stderr,
+          "--decode-overlap sometimes: exit 2 and a message naming it (%d, %s)"
+          % (p.returncode, p.stderr.strip()))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--st3d", required=True)
-    ap.add_argument("--part", choices=("torch", "corpus", "memory"), required=True)
+    ap.add_argument("--part", choices=("torch", "corpus", "memory", "stream"), required=True)
+    ap.add_argument("--hold-tool", help="build/tests/classify/stream_hold (--part stream)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="st3d-classify-") as tmp:
-        {"torch": part_torch, "corpus": part_corpus, "memory": part_memory}[a.part](
-            os.path.abspath(a.st3d), tmp)
+        if a.part == "stream":
+            part_stream(os.path.abspath(a.st3d), a.hold_tool, tmp)
+        else:
+            {"torch": part_torch, "corpus": part_corpus, "memory": part_memory}[a.part](
+                os.path.abspath(a.st3d), tmp)
     C.finish()
     sys.exit(1 if C.failures else 0)
 
