@@ -44,10 +44,12 @@ usage: /usr/bin/python3 bench/classify_bench.py [--st3d build/st3d] [--seconds 3
                   as RGB, the rest of the pipeline is the same
   --no-memory     skip the memory rows (they need ffmpeg and /usr/bin/time)
   --no-direct     skip the --conv direct row
-  --pair-with "OPTIONS"  a row of st3d features with these options added,
-                  each run next to a features run without them: e.g.
-                  "--decode-overlap on --ffmpeg-threads 0" for decoding beside
-                  the network with FFmpeg's own thread count (before 2026-12-05)
+  --pair-with "OPTIONS"  a row of st3d features with these options added
+                  (leading NAME=VALUE words: environment variables), each run
+                  next to a features run without them; e.g. "GOMP_SPINCOUNT=300000
+                  --decode-overlap on --ffmpeg-threads 0": decoding beside the
+                  network, FFmpeg's own thread count and libgomp's default spin,
+                  as st3d ran before 2026-12-04 20:00 UTC
 (the st3d rows: a warm-up features run, then --rounds rounds of bench and
 features, and a last bench; the best of each, and each features run over
 the mean of the two benches around it, whose median is the issue's ratio;
@@ -238,16 +240,20 @@ def main():
             make_video(video, "320x240", a.seconds)
         stem = os.path.splitext(os.path.basename(video))[0]
 
-        def features(out, *extra):
+        def features(out, *extra, env=None):
             """Clips/s of one `st3d features` run, start-up included, and
-            its clip count."""
+            its clip count; env: variables added to the environment."""
             t0, c0 = time.time(), child_cpu()
-            sh([st3d, "features", "--weights", w, "--output", out, "--batch-size",
-                a.batch, "--threads", a.threads, *extra, video])
+            p = sh([st3d, "features", "--weights", w, "--output", out, "--batch-size",
+                    a.batch, "--threads", a.threads, *extra, video],
+                   env={**os.environ, **(env or {})})
             el = time.time() - t0
             n = len(json.load(open(os.path.join(out, stem + ".json")))["clips"])
-            if not extra:
+            if not extra and not env:
                 cpu["features"].append((child_cpu() - c0) / n)
+                # the summary line: "...; network N s, waiting for clips W s)"
+                m = re.search(r"network ([0-9.]+) s, waiting for clips ([0-9.]+) s", p.stderr)
+                split["features"].append((el, float(m.group(1)), float(m.group(2))))
             return n / el, n
 
         def bench(clips):
@@ -264,6 +270,8 @@ def main():
         # CPU seconds per clip of each run: bench's over its warm-up runs too
         # (and its random initialization); features' with its start-up
         cpu = {"bench": [], "features": []}
+        # wall, network and waiting seconds of each features run
+        split = {"features": []}
         # a warm-up run (page cache, clip count), then --rounds rounds of
         # bench, features, each bench over as many clips as features ran,
         # and one more bench: each features run is compared with the mean
@@ -282,10 +290,14 @@ def main():
             benches.append(bench(n))
         # --pair-with: pairs of (features, features OPTIONS)
         pair_opts = shlex.split(a.pair_with)
+        pair_env = {}
+        while pair_opts and re.match(r"^[A-Z_][A-Z0-9_]*=", pair_opts[0]):
+            k, v = pair_opts.pop(0).split("=", 1)
+            pair_env[k] = v
         pair_rates, pair_ratios, direct_rates = [], [], []
-        for r in range(a.rounds if pair_opts else 0):
+        for r in range(a.rounds if a.pair_with else 0):
             f = features(os.path.join(tmp, "p%d" % r))[0]
-            pair_rates.append(features(os.path.join(tmp, "o%d" % r), *pair_opts)[0])
+            pair_rates.append(features(os.path.join(tmp, "o%d" % r), *pair_opts, env=pair_env)[0])
             pair_ratios.append(pair_rates[-1] / f)
         for r in range(0 if a.no_direct else a.rounds):
             direct_rates.append(features(os.path.join(tmp, "d%d" % r), "--conv", "direct")[0])
@@ -305,6 +317,11 @@ def main():
                      "ms, %.1f ms (medians; bench %s, features %s): features / bench %.3f"
                      % (med(ms_f), joined(ms_b, "%.1f"), joined(ms_f, "%.1f"),
                         med(ms_f) / med(ms_b))))
+        walls, nets, waits = zip(*split["features"])
+        rows.append(("  features: network, waiting", med(nets),
+                     "s in the network, %.2f s waiting for clips, %.2f s else (start-up, "
+                     "writing), of %.2f s (medians)" % (med(waits), med([a - b - c for a, b, c in split["features"]]),
+                                    med(walls))))
         if pair_rates:
             rows.append(("st3d features " + a.pair_with, max(pair_rates),
                          "best of %s; over the features run just before it %s (median %.3f)"
@@ -323,7 +340,7 @@ def main():
               % (a.batch, a.threads, os.path.basename(a.video) if a.video else
                  "%d s of 320x240 H.264" % a.seconds, n))
         for name, rate, note in rows:
-            unit = "" if note.startswith(("x ", "ms")) else " clips/s"
+            unit = "" if note.startswith(("x ", "ms", "s ")) else " clips/s"
             print("%-36s %8.2f%s  %s" % (name, rate, unit, note))
         if not a.no_memory:
             memory_rows(st3d, w, tmp, a.long_minutes, a.threads)

@@ -28,7 +28,7 @@ $PY -c "import av" 2>/dev/null || decoder=cv2
 echo "== classify_bench (PyTorch rows decode with $decoder) $(date +%T)"
 PYTHONUNBUFFERED=1 $PIN $PY bench/classify_bench.py --st3d "$ST" --video "$DIR/video300.mp4" \
     --decoder $decoder --no-memory --no-direct --rounds "${ROUNDS:-3}" --threads 2 \
-    --pair-with "--decode-overlap on --ffmpeg-threads 0"
+    --pair-with "GOMP_SPINCOUNT=300000 --decode-overlap on --ffmpeg-threads 0"
 echo "== pipeline_bench r18 $(date +%T)"
 ST3D=$ST WORK=/tmp/st3d-pipeline $PIN bash bench/pipeline_bench.sh r18
 echo "== done $(date +%T)"

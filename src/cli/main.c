@@ -2,10 +2,13 @@
  * main.c - entry point of the st3d program: finds the subcommand in the
  * table below and hands it the rest of the command line.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct command {
     const char *name;    /* as typed: "st3d forward ..." */
@@ -41,7 +44,24 @@ static void usage(FILE *out) {
     fprintf(out, "\n'st3d COMMAND --help' lists a command's options.\n");
 }
 
+/* The compute threads are libgomp's (Debian's oneDNN is built with GNU
+ * OpenMP).  When a parallel region ends, its threads spin GOMP_SPINCOUNT
+ * times before they sleep: 300,000 PAUSEs by default, about 6 ms on AMD
+ * Zen 4, more where PAUSE is slower (Intel).  After each forward of `st3d
+ * features` or a training step, that time is taken from the threads that
+ * decode the next clips (waiting for clips went from 0.7 to 0.5 s per
+ * 150 s of video here, bench/RESULTS.md); 10,000 still bridges the gaps
+ * between the regions of one forward (st3d bench runs as fast).  libgomp
+ * reads the variable once, as it loads, before main: so st3d sets it and
+ * starts itself again, unless the user chose a policy. */
+static void tune_openmp_spin(char **argv) {
+    if (getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY")) return;
+    if (setenv("GOMP_SPINCOUNT", "10000", 1) != 0) return;
+    execv("/proc/self/exe", argv); /* returns only on failure: run with the default */
+}
+
 int main(int argc, char **argv) {
+    tune_openmp_spin(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;
