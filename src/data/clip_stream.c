@@ -6,9 +6,9 @@
  * Each decoder thread takes the next video of the list and reads its frames
  * in order with st3d_video_read_frame (which drains the decoder at the end
  * of the stream, so every frame the decoder gives is counted); its cutter
- * thread, a few frames behind, transforms them and keeps the last
- * sample_duration frames, as sample_size x sample_size floats, in a ring:
- * frame f lives in slot f % duration.  A
+ * thread, a few frames behind, resizes and crops them and keeps the last
+ * sample_duration frames, as sample_size x sample_size RGB bytes, in a
+ * ring: frame f lives in slot f % duration.  A
  * frame that no clip will use (stride > duration) is decoded, counted and
  * not transformed.  When frame start + duration - 1 is in, the clip
  * [start, start + duration) is copied from the ring into a queue slot;
@@ -17,8 +17,9 @@
  * SlidingWindow + LoopPadding, temporal_transforms.py).
  *
  * Transform per frame: Resize (short side to sample_size, PIL bilinear,
- * the other side truncated) + CenterCrop, then ToTensor and Normalize as a
- * lookup table: the companion tool's Scale + CenterCrop + ToTensor +
+ * the other side truncated) + CenterCrop in the cutter, then ToTensor and
+ * Normalize as a lookup table as the consumer takes the clip (bytes travel
+ * through the queue, a quarter of the floats they become): the companion tool's Scale + CenterCrop + ToTensor +
  * Normalize (classify.py), via the loader's own spatial code (spatial.c).
  *
  * Queue: queue_clips slots.  A producer reserves the tail slot under the
@@ -48,7 +49,7 @@ enum { SLOT_FREE = 0, SLOT_FILLING = 1, SLOT_READY = 2 };
 /* One queue entry: an item and, for a clip, its pixels. */
 typedef struct slot {
     st3d_stream_item item; /* what it carries */
-    float *data;           /* clip_floats floats (CLIP items) */
+    uint8_t *data;         /* duration frames of S x S x 3 bytes (CLIP items) */
     int state;             /* SLOT_* */
 } slot;
 
@@ -73,7 +74,7 @@ typedef struct worker {
     double held_at[HELD_MAX];   /* st3d_now() when each was decoded */
     int n_held;                 /* frames used for this video */
     st3d_spatial_work work;     /* resize scratch (cutter) */
-    float *ring;                /* duration frames of 3 x S x S floats (cutter) */
+    uint8_t *ring;              /* duration frames of S x S x 3 bytes (cutter) */
     double *ring_pts;           /* their timestamps, seconds */
     /* the hand-over, guarded by mu */
     pthread_mutex_t mu;         /* guards the fields below */
@@ -97,8 +98,8 @@ struct st3d_clip_stream {
     st3d_stream_params p;  /* as given (stride resolved) */
     char **paths;          /* n videos (owned copies) */
     int64_t n;             /* videos */
-    int64_t clip_floats;   /* 3 * duration * S * S */
-    int64_t frame_floats;  /* 3 * S * S */
+    int64_t clip_bytes;    /* duration * S * S * 3 */
+    int64_t frame_bytes;   /* S * S * 3 */
     st3d_spatial_cfg cfg;  /* Resize + CenterCrop and the normalization table */
     worker *workers;       /* p.n_threads */
     slot *slots;           /* p.queue_clips */
@@ -190,13 +191,9 @@ static int put_clip(st3d_clip_stream *s, worker *w, int64_t v, int64_t clip, int
     slot *sl = reserve(s);
     if (!sl) return -1;
     int T = s->p.sample_duration;
-    int64_t plane = (int64_t)s->p.sample_size * s->p.sample_size;
-    for (int t = 0; t < T; t++) {
-        const float *src = w->ring + ((start + t % n_real) % T) * s->frame_floats;
-        for (int c = 0; c < 3; c++)
-            memcpy(sl->data + ((int64_t)c * T + t) * plane, src + c * plane,
-                   (size_t)plane * sizeof(float));
-    }
+    for (int t = 0; t < T; t++)
+        memcpy(sl->data + t * s->frame_bytes, w->ring + ((start + t % n_real) % T) * s->frame_bytes,
+               (size_t)s->frame_bytes);
     st3d_stream_item *it = &sl->item;
     memset(it, 0, sizeof *it);
     it->kind = ST3D_STREAM_CLIP;
@@ -221,10 +218,9 @@ static int cut_frame(worker *w, int64_t f) {
     int T = s->p.sample_duration, h = (int)(f % w->n_held);
     w->last_at = w->held_at[h];
     if (f >= w->start) {
-        float *dst = w->ring + (f % T) * s->frame_floats;
-        if (st3d_spatial_apply(&s->cfg, &w->ch, &w->frames[h], &w->work, dst,
-                               (int64_t)s->p.sample_size * s->p.sample_size, &w->cut_err) != 0)
-            return 1;
+        const uint8_t *px = st3d_spatial_pixels(&s->cfg, &w->ch, &w->frames[h], &w->work, &w->cut_err);
+        if (!px) return 1;
+        memcpy(w->ring + (f % T) * s->frame_bytes, px, (size_t)s->frame_bytes);
         w->ring_pts[f % T] = w->held_pts[h];
     }
     if (f == w->start + T - 1) {
@@ -385,8 +381,8 @@ st3d_clip_stream *st3d_clip_stream_new(const char *const *paths, int64_t n,
     if (!s) return NULL;
     s->p = p;
     s->n = n;
-    s->frame_floats = (int64_t)3 * p.sample_size * p.sample_size;
-    s->clip_floats = s->frame_floats * p.sample_duration;
+    s->frame_bytes = (int64_t)3 * p.sample_size * p.sample_size;
+    s->clip_bytes = s->frame_bytes * p.sample_duration;
     s->cfg.crop = ST3D_SCROP_CENTER;
     s->cfg.size = p.sample_size;
     st3d_spatial_make_lut(&s->cfg, p.value_scale, p.mean, p.std, 1, 1);
@@ -404,7 +400,7 @@ st3d_clip_stream *st3d_clip_stream_new(const char *const *paths, int64_t n,
             goto fail;
         }
     for (int i = 0; i < p.queue_clips; i++)
-        if (!(s->slots[i].data = st3d_malloc((size_t)s->clip_floats * sizeof(float), err)))
+        if (!(s->slots[i].data = st3d_malloc((size_t)s->clip_bytes, err)))
             goto fail;
     for (int i = 0; i < p.n_threads; i++) { /* before anything can fail: free destroys */
         pthread_mutex_init(&s->workers[i].mu, NULL);
@@ -413,7 +409,7 @@ st3d_clip_stream *st3d_clip_stream_new(const char *const *paths, int64_t n,
     for (int i = 0; i < p.n_threads; i++) {
         worker *w = &s->workers[i];
         w->s = s;
-        w->ring = st3d_malloc((size_t)(s->frame_floats * p.sample_duration) * sizeof(float), err);
+        w->ring = st3d_malloc((size_t)(s->frame_bytes * p.sample_duration), err);
         w->ring_pts = st3d_calloc((size_t)p.sample_duration, sizeof(double), err);
         if (!w->ring || !w->ring_pts) goto fail;
     }
@@ -497,8 +493,13 @@ int st3d_clip_stream_next(st3d_clip_stream *s, float *clip, st3d_stream_item *it
     slot *sl = &s->slots[s->head];
     pthread_mutex_unlock(&s->mu);
     *item = sl->item;
-    if (clip && sl->item.kind == ST3D_STREAM_CLIP)
-        memcpy(clip, sl->data, (size_t)s->clip_floats * sizeof(float));
+    if (clip && sl->item.kind == ST3D_STREAM_CLIP) { /* bytes to NCDHW floats */
+        int T = s->p.sample_duration;
+        int64_t hw = (int64_t)s->p.sample_size * s->p.sample_size;
+        for (int t = 0; t < T; t++)
+            st3d_spatial_normalize(&s->cfg, sl->data + t * s->frame_bytes, hw, clip + t * hw,
+                                   (int64_t)T * hw);
+    }
     pthread_mutex_lock(&s->mu);
     sl->state = SLOT_FREE;
     s->head = (s->head + 1) % s->p.queue_clips;

@@ -127,10 +127,19 @@ void st3d_spatial_work_free(st3d_spatial_work *w);
 
 /* Applies the transform to one frame and writes its 3 channels (out_h x
  * out_w each) at dst, channel c at dst + c * plane (NCDHW: plane = T *
- * out_h * out_w). */
+ * out_h * out_w): st3d_spatial_pixels, then st3d_spatial_normalize. */
 int st3d_spatial_apply(const st3d_spatial_cfg *cfg, const st3d_spatial_choice *ch,
                        const st3d_image *frame, st3d_spatial_work *w, float *dst,
                        int64_t plane, st3d_error *err);
+/* The transform's pixels before ToTensor: out_h x out_w x 3 bytes (RGB),
+ * in w->out, also returned (NULL on failure). */
+const uint8_t *st3d_spatial_pixels(const st3d_spatial_cfg *cfg, const st3d_spatial_choice *ch,
+                                   const st3d_image *frame, st3d_spatial_work *w,
+                                   st3d_error *err);
+/* ToTensor + Normalize of n RGB pixels through cfg->lut: channel c to
+ * dst + c * plane (n floats each). */
+void st3d_spatial_normalize(const st3d_spatial_cfg *cfg, const uint8_t *px, int64_t n,
+                            float *dst, int64_t plane);
 
 /* PIL's Image.resize(..., BILINEAR) (Pillow's two-pass fixed-point
  * resampler with antialiasing), of the src_w x src_h picture at src (row

@@ -419,13 +419,13 @@ void st3d_adjust_hue(uint8_t *rgb, int64_t n, float f) {
     }
 }
 
-int st3d_spatial_apply(const st3d_spatial_cfg *cfg, const st3d_spatial_choice *ch,
-                       const st3d_image *frame, st3d_spatial_work *w, float *dst, int64_t plane,
-                       st3d_error *err) {
+const uint8_t *st3d_spatial_pixels(const st3d_spatial_cfg *cfg, const st3d_spatial_choice *ch,
+                                   const st3d_image *frame, st3d_spatial_work *w,
+                                   st3d_error *err) {
     int S = cfg->size, OW = ch->out_w, OH = ch->out_h; /* S x S but with nocrop */
     size_t need = (size_t)OW * OH * 3;
     uint8_t *o = grown(w->out, &w->out_cap, need, err);
-    if (!o) return -1;
+    if (!o) return NULL;
     w->out = o;
     size_t stride = (size_t)frame->width * 3;
     int rc;
@@ -433,22 +433,25 @@ int st3d_spatial_apply(const st3d_spatial_cfg *cfg, const st3d_spatial_choice *c
         /* the window (crop_x, crop_y, OW, OH) of the resized frame: its
          * centre, or all of it */
         if (ch->crop_x < 0 || ch->crop_y < 0 || ch->crop_x + OW > ch->resize_w ||
-            ch->crop_y + OH > ch->resize_h)
-            return st3d_fail(err, ST3D_ERR_INVALID, "center crop does not fit");
+            ch->crop_y + OH > ch->resize_h) {
+            st3d_fail(err, ST3D_ERR_INVALID, "center crop does not fit");
+            return NULL;
+        }
         rc = st3d_resize_pil_bilinear(frame->data, frame->width, frame->height, stride,
                                       ch->resize_w, ch->resize_h, ch->crop_x, ch->crop_y, OW, OH,
                                       w->out, w, err);
     } else {
         if (ch->crop_x < 0 || ch->crop_y < 0 || ch->crop_x + ch->crop_w > frame->width ||
-            ch->crop_y + ch->crop_h > frame->height)
-            return st3d_fail(err, ST3D_ERR_INVALID, "crop %dx%d+%d+%d outside a %dx%d frame",
-                             ch->crop_w, ch->crop_h, ch->crop_x, ch->crop_y, frame->width,
-                             frame->height);
+            ch->crop_y + ch->crop_h > frame->height) {
+            st3d_fail(err, ST3D_ERR_INVALID, "crop %dx%d+%d+%d outside a %dx%d frame", ch->crop_w,
+                      ch->crop_h, ch->crop_x, ch->crop_y, frame->width, frame->height);
+            return NULL;
+        }
         const uint8_t *src = frame->data + (size_t)ch->crop_y * stride + (size_t)ch->crop_x * 3;
         rc = st3d_resize_pil_bilinear(src, ch->crop_w, ch->crop_h, stride, S, S, 0, 0, S, S,
                                       w->out, w, err);
     }
-    if (rc != 0) return -1;
+    if (rc != 0) return NULL;
     uint8_t *px = w->out;
     if (ch->flip)
         for (int y = 0; y < OH; y++) {
@@ -469,13 +472,26 @@ int st3d_spatial_apply(const st3d_spatial_cfg *cfg, const st3d_spatial_choice *c
             else if (op == 2 && cfg->jitter[2] > 0) st3d_adjust_saturation(px, n, f);
             else if (op == 3 && cfg->jitter[3] > 0) st3d_adjust_hue(px, n, f);
         }
+    return px;
+}
+
+void st3d_spatial_normalize(const st3d_spatial_cfg *cfg, const uint8_t *px, int64_t n,
+                            float *dst, int64_t plane) {
     /* HWC uint8 -> three planes of floats (ToTensor's transpose) */
     float *d0 = dst, *d1 = dst + plane, *d2 = dst + 2 * plane;
-    for (int64_t i = 0; i < (int64_t)OW * OH; i++) {
+    for (int64_t i = 0; i < n; i++) {
         d0[i] = cfg->lut[0][px[3 * i]];
         d1[i] = cfg->lut[1][px[3 * i + 1]];
         d2[i] = cfg->lut[2][px[3 * i + 2]];
     }
+}
+
+int st3d_spatial_apply(const st3d_spatial_cfg *cfg, const st3d_spatial_choice *ch,
+                       const st3d_image *frame, st3d_spatial_work *w, float *dst, int64_t plane,
+                       st3d_error *err) {
+    const uint8_t *px = st3d_spatial_pixels(cfg, ch, frame, w, err);
+    if (!px) return -1;
+    st3d_spatial_normalize(cfg, px, (int64_t)ch->out_w * ch->out_h, dst, plane);
     return 0;
 }
 
