@@ -524,9 +524,10 @@ static int parse(int argc, char **argv, opts *o, cli_model *cm, cli_inputs *in) 
                 bad = cli_errorf("--ffmpeg-threads: expected 0 to 64, got %s", v);
         }
         else if (cli_opt_is(a, "decode-overlap")) {
-            o->decode_overlap = !strcmp(v, "auto") ? -1 : !strcmp(v, "on") ? 1 : !strcmp(v, "off") ? 0 : -2;
-            if (o->decode_overlap == -2)
-                bad = cli_errorf("--decode-overlap: expected auto, on or off, got %s", v);
+            if (!strcmp(v, "auto")) o->decode_overlap = -1;
+            else if (!strcmp(v, "on")) o->decode_overlap = 1;
+            else if (!strcmp(v, "off")) o->decode_overlap = 0;
+            else bad = cli_errorf("--decode-overlap: expected auto, on or off, got %s", v);
         }
         else if (cli_opt_is(a, "top-k")) bad = cli_parse_int(a, v, &o->top_k);
         else if (cli_opt_is(a, "value-scale")) bad = cli_parse_float(a, v, &o->value_scale);
@@ -621,8 +622,9 @@ static int classify_all(run *r, st3d_model *m) {
         sp.decoder_threads = st3d_get_cpus() > 2 ? st3d_get_cpus() - 1 : 1; /* cutter, a CPU each */
     /* a decoder beside compute threads that take every CPU preempts them
      * (clip_stream.c); a live source is read as it comes, never held */
-    sp.pause_for_compute = r->o->decode_overlap == 0 ||
-                           (r->o->decode_overlap < 0 && !sp.live && st3d_get_threads() >= st3d_get_cpus());
+    int all_cpus = st3d_get_threads() >= st3d_get_cpus();
+    sp.pause_for_compute =
+        r->o->decode_overlap == 0 || (r->o->decode_overlap < 0 && !sp.live && all_cpus);
     st3d_exec *exec = st3d_exec_new(m, &err);
     if (exec) st3d_exec_set_winograd(exec, r->o->winograd);
     st3d_clip_stream *s = exec ? st3d_clip_stream_new(paths, r->n_todo, &sp, &err) : NULL;

@@ -19,8 +19,9 @@
  * Transform per frame: Resize (short side to sample_size, PIL bilinear,
  * the other side truncated) + CenterCrop in the cutter, then ToTensor and
  * Normalize as a lookup table as the consumer takes the clip (bytes travel
- * through the queue, a quarter of the floats they become): the companion tool's Scale + CenterCrop + ToTensor +
- * Normalize (classify.py), via the loader's own spatial code (spatial.c).
+ * through the queue, a quarter of the floats they become): the companion
+ * tool's Scale + CenterCrop + ToTensor + Normalize (classify.py), via the
+ * loader's own spatial code (spatial.c).
  *
  * Queue: queue_clips slots.  A producer reserves the tail slot under the
  * lock, fills it without the lock, then marks it ready; the consumer takes
@@ -218,7 +219,8 @@ static int cut_frame(worker *w, int64_t f) {
     int T = s->p.sample_duration, h = (int)(f % w->n_held);
     w->last_at = w->held_at[h];
     if (f >= w->start) {
-        const uint8_t *px = st3d_spatial_pixels(&s->cfg, &w->ch, &w->frames[h], &w->work, &w->cut_err);
+        const uint8_t *px =
+            st3d_spatial_pixels(&s->cfg, &w->ch, &w->frames[h], &w->work, &w->cut_err);
         if (!px) return 1;
         memcpy(w->ring + (f % T) * s->frame_bytes, px, (size_t)s->frame_bytes);
         w->ring_pts[f % T] = w->held_pts[h];

@@ -183,17 +183,18 @@ def part_torch(st3d, tmp):
               "%s: features %s differ by %.3g" % (tag, feats.shape, np.abs(feats - fr).max()))
         print("%s: %d frames, %d clips, scores %.2g, features %.2g" % (
             tag, n, len(clips), np.abs(got - p).max(), np.abs(feats - fr).max()))
-    # the H.264 video alone: FFmpeg's frame threads by default (one video),
-    # --ffmpeg-threads 1 and 3 too; every run the same bytes as above, where
-    # the video was one of three (one FFmpeg thread each)
+    # the H.264 video alone: st3d's default for one video (CPUs - 1 FFmpeg
+    # threads), FFmpeg's own choice (0: frame threads), 1 and 3 threads;
+    # every run the same bytes as above, where the video was one of three
+    # (one FFmpeg thread each)
     want = open(os.path.join(out_f, "bframes.npy"), "rb").read()
-    for extra in ([], ["--ffmpeg-threads", 1], ["--ffmpeg-threads", 3]):
+    for extra in ([], ["--ffmpeg-threads", 0], ["--ffmpeg-threads", 1], ["--ffmpeg-threads", 3]):
         alone = os.path.join(tmp, "alone%s" % "".join(map(str, extra[1:])))
         run([st3d, "features", "--weights", w, "--output", alone] + extra + common[:-len(vids)] +
             [h264])
         got = open(os.path.join(alone, "bframes.npy"), "rb").read()
         check(got == want, "features of bframes.mp4 alone %s: the same bytes as among three"
-              % (" ".join(map(str, extra)) or "(frame threading)"))
+              % (" ".join(map(str, extra)) or "(the default)"))
     p = run([st3d, "features", "--weights", w, "--output", os.path.join(tmp, "bad"),
              "--ffmpeg-threads", -1, h264], check=False)
     check(p.returncode == 2 and "--ffmpeg-threads" in p.stderr,
