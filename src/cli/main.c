@@ -46,8 +46,8 @@ static void usage(FILE *out) {
 
 /* The compute threads are libgomp's (Debian's oneDNN is built with GNU
  * OpenMP).  When a parallel region ends, its threads spin GOMP_SPINCOUNT
- * times before they sleep: 300,000 PAUSEs by default, about 6 ms on AMD
- * Zen 4, more where PAUSE is slower (Intel).  After each forward of `st3d
+ * times before they sleep: 300,000 PAUSEs by default, milliseconds by
+ * PAUSE's latency (an estimate; longer on Intel).  After each forward of `st3d
  * features` or a training step, that time is taken from the threads that
  * decode the next clips (waiting for clips went from 0.7 to 0.5 s per
  * 150 s of video here, bench/RESULTS.md); 10,000 still bridges the gaps
