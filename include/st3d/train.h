@@ -264,8 +264,9 @@ typedef struct st3d_clip_result {
     const float *features;        /* CLIP: the feature_dim pooled values fc reads,
                                      else NULL */
     double network_s;             /* seconds in the network so far, this run */
-    double waiting_s;             /* seconds waiting for clips so far, this run: with
-                                     network_s, what bounds the run (decoding or compute) */
+    double waiting_s;             /* seconds waiting for clips and taking them (their
+                                     normalization) so far, this run: with network_s,
+                                     what bounds the run (decoding or compute) */
 } st3d_clip_result;
 
 /* Called per item; a non-zero return stops the run (an error). */

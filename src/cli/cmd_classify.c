@@ -132,11 +132,11 @@ static void usage(FILE *out, int features) {
             "                      --mean 114.7748,107.7354,99.4750 --std 1,1,1)\n"
             "  --decode-threads N   videos decoded at once (2)\n"
             "  --ffmpeg-threads N   FFmpeg's threads per video, 0 its own choice (default:\n"
-            "                       CPUs - 1 for a single video that is not --live, frame\n"
-            "                       threading beside the thread that resizes; else 1)\n"
+            "                       CPUs - 1, at most 16, for a single video that is not\n"
+            "                       --live, frame threads beside the one that resizes; else 1)\n"
             "  --decode-overlap auto|on|off  decode while the network runs (on), or only\n"
-            "                       between its batches, on every core (off); auto: off\n"
-            "                       when --threads takes every CPU and not --live\n"
+            "                       between its batches, on every core (off, even --live);\n"
+            "                       auto: off when --threads takes every CPU, but on for --live\n"
             "  --threads N          compute threads (all cores)\n"
             "  --shard K/N          only videos K, K+N, K+2N, ... of the list (0 <= K < N)\n"
             "  --distributed        share the videos among MPI ranks (automatic under mpirun)\n"
@@ -618,10 +618,12 @@ static int classify_all(run *r, st3d_model *m) {
                r->o->features ? "frames" : "top labels (mean softmax)");
     st3d_stream_params sp = r->o->sp;
     if (r->o->ffmpeg_threads >= 0) sp.decoder_threads = r->o->ffmpeg_threads;
-    else if (r->n_todo == 1 && !sp.live) /* one video: FFmpeg's frame threads and the clip */
-        sp.decoder_threads = st3d_get_cpus() > 2 ? st3d_get_cpus() - 1 : 1; /* cutter, a CPU each */
+    else if (r->n_todo == 1 && !sp.live) { /* one video: FFmpeg's frame threads and the */
+        int cpus = st3d_get_cpus(); /* clip cutter, a CPU each; FFmpeg warns above 16 */
+        sp.decoder_threads = cpus > 17 ? 16 : cpus > 2 ? cpus - 1 : 1;
+    }
     /* a decoder beside compute threads that take every CPU preempts them
-     * (clip_stream.c); a live source is read as it comes, never held */
+     * (clip_stream.c); a live source is read as it comes: held only if asked */
     int all_cpus = st3d_get_threads() >= st3d_get_cpus();
     sp.pause_for_compute =
         r->o->decode_overlap == 0 || (r->o->decode_overlap < 0 && !sp.live && all_cpus);

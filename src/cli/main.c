@@ -56,8 +56,16 @@ static void usage(FILE *out) {
  * starts itself again, unless the user chose a policy. */
 static void tune_openmp_spin(char **argv) {
     if (getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY")) return;
+    /* the program's own path (not the link, which would rename the process
+     * "exe" for ps and pkill); none when run through the dynamic loader */
+    char path[4096];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0 || n >= (ssize_t)sizeof path - 1) return;
+    path[n] = 0;
+    const char *base = strrchr(path, '/');
+    if (!strncmp(base ? base + 1 : path, "ld-", 3)) return;
     if (setenv("GOMP_SPINCOUNT", "10000", 1) != 0) return;
-    execv("/proc/self/exe", argv); /* returns only on failure: run with the default */
+    execv(path, argv); /* returns only on failure: run with libgomp's default */
 }
 
 int main(int argc, char **argv) {

@@ -395,6 +395,10 @@ st3d_clip_stream *st3d_clip_stream_new(const char *const *paths, int64_t n,
     s->paths = st3d_calloc(n ? (size_t)n : 1, sizeof *s->paths, err);
     s->slots = st3d_calloc((size_t)p.queue_clips, sizeof *s->slots, err);
     s->workers = st3d_calloc((size_t)p.n_threads, sizeof *s->workers, err);
+    for (int i = 0; s->workers && i < p.n_threads; i++) { /* before any failure: free destroys */
+        pthread_mutex_init(&s->workers[i].mu, NULL);
+        pthread_cond_init(&s->workers[i].cv, NULL);
+    }
     if (!s->paths || !s->slots || !s->workers) goto fail;
     for (int64_t i = 0; i < n; i++)
         if (!(s->paths[i] = strdup(paths[i]))) {
@@ -404,10 +408,6 @@ st3d_clip_stream *st3d_clip_stream_new(const char *const *paths, int64_t n,
     for (int i = 0; i < p.queue_clips; i++)
         if (!(s->slots[i].data = st3d_malloc((size_t)s->clip_bytes, err)))
             goto fail;
-    for (int i = 0; i < p.n_threads; i++) { /* before anything can fail: free destroys */
-        pthread_mutex_init(&s->workers[i].mu, NULL);
-        pthread_cond_init(&s->workers[i].cv, NULL);
-    }
     for (int i = 0; i < p.n_threads; i++) {
         worker *w = &s->workers[i];
         w->s = s;

@@ -6,14 +6,18 @@
  *
  * 1. A stream over VIDEO (16-frame clips, one decoder thread, a queue with
  *    room for every clip, so that nothing but the hold stops decoding) is
- *    held as soon as it is made, for HOLD_S seconds.  Every clip but those
- *    finished from frames decoded before the hold began (at most two: the
- *    decoder thread may have started) must have been decoded after the
- *    hold ended: a stream that goes on decoding while held decodes the
- *    whole video during the hold.
- * 2. A second stream over it, held, then read to its end without releasing
- *    it: st3d_clip_stream_next releases the hold when it has to wait, so
- *    this ends (ctest's timeout would catch a deadlock), with every clip.
+ *    held as soon as it is made, for HOLD_S seconds, then released and left
+ *    alone for LEFT_S seconds before it is read.  No clip may have its last
+ *    frame decoded from SETTLE_S after the hold began until the release
+ *    (the frames in hand at the hold are decoded before it), and at least
+ *    half the clips must be decoded after the release (a hold that does
+ *    nothing lets the whole video decode at once, in tens of ms).
+ * 2. A second stream, held 0.1 s, released and not read for LEFT_S: some
+ *    clips are decoded meanwhile (the release itself wakes the decoders,
+ *    not st3d_clip_stream_next).
+ * 3. A third, held, then read to its end without releasing it:
+ *    st3d_clip_stream_next releases the hold when it has to wait, so this
+ *    ends (ctest's timeout would catch a deadlock), with every clip.
  * Prints one line per check; exit 1 if one fails.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -24,7 +28,7 @@
 #include <time.h>
 
 enum { T = 16 };
-static const double HOLD_S = 0.5;
+static const double HOLD_S = 0.5, LEFT_S = 0.3, SETTLE_S = 0.05;
 
 static int failed;
 
@@ -39,12 +43,13 @@ static void sleep_s(double s) {
 }
 
 /* Reads the stream to its end; counts its clips, and those whose last frame
- * was decoded before `before`.  -1 on an error or a FAIL item. */
-static int drain(st3d_clip_stream *s, double before, int *n_clips, int *n_before) {
+ * was decoded in [a, b) and in [b, c).  -1 on an error or a FAIL item. */
+static int drain(st3d_clip_stream *s, double a, double b, double c, int *n_clips, int *n_ab,
+                 int *n_bc) {
     st3d_stream_item it;
     st3d_error err = {0};
     int r;
-    *n_clips = *n_before = 0;
+    *n_clips = *n_ab = *n_bc = 0;
     while ((r = st3d_clip_stream_next(s, NULL, &it, &err)) == 1) {
         if (it.kind == ST3D_STREAM_FAIL) {
             fprintf(stderr, "stream_hold: %s\n", it.message);
@@ -52,7 +57,8 @@ static int drain(st3d_clip_stream *s, double before, int *n_clips, int *n_before
         }
         if (it.kind != ST3D_STREAM_CLIP) continue;
         (*n_clips)++;
-        if (it.decoded_at < before) (*n_before)++;
+        *n_ab += it.decoded_at >= a && it.decoded_at < b;
+        *n_bc += it.decoded_at >= b && it.decoded_at < c;
     }
     return r;
 }
@@ -80,21 +86,36 @@ int main(int argc, char **argv) {
     st3d_clip_stream *s = open_stream(argv[1], n_frames);
     if (!s) return 1;
     st3d_clip_stream_hold(s, 1);
+    double held = st3d_now();
     sleep_s(HOLD_S);
     double released = st3d_now();
     st3d_clip_stream_hold(s, 0);
-    int n = 0, early = 0;
-    if (drain(s, released, &n, &early) != 0) return 1;
+    sleep_s(LEFT_S);
+    int n = 0, during = 0, after = 0;
+    if (drain(s, held + SETTLE_S, released, 1e30, &n, &during, &after) != 0) return 1;
     snprintf(line, sizeof line,
-             "held %.1f s: %d of %d clips, %d decoded before the hold ended (at most 2)", HOLD_S,
-             n, want, early);
-    check(n == want && early <= 2, line);
+             "held %.1f s: %d of %d clips; decoded while held %d (none), after the release %d "
+             "(at least half)", HOLD_S, n, want, during, after);
+    check(n == want && during == 0 && 2 * after >= want, line);
     st3d_clip_stream_free(s);
 
     s = open_stream(argv[1], n_frames);
     if (!s) return 1;
     st3d_clip_stream_hold(s, 1);
-    if (drain(s, 0, &n, &early) != 0) return 1;
+    sleep_s(0.1);
+    released = st3d_now();
+    st3d_clip_stream_hold(s, 0);
+    sleep_s(LEFT_S);
+    if (drain(s, released, released + LEFT_S, 1e30, &n, &during, &after) != 0) return 1;
+    snprintf(line, sizeof line,
+             "released, not read for %.1f s: %d clips decoded meanwhile (some)", LEFT_S, during);
+    check(during > 0, line);
+    st3d_clip_stream_free(s);
+
+    s = open_stream(argv[1], n_frames);
+    if (!s) return 1;
+    st3d_clip_stream_hold(s, 1);
+    if (drain(s, 0, 0, 0, &n, &during, &after) != 0) return 1;
     snprintf(line, sizeof line, "read while held: %d of %d clips (the hold released)", n, want);
     check(n == want, line);
     st3d_clip_stream_free(s);

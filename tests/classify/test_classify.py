@@ -399,9 +399,9 @@ def part_stream(st3d, hold_tool, tmp):
     default where the compute threads take every CPU): the same bytes as
     decoding beside it; st3d_clip_stream_hold itself (stream_hold.c)."""
     v = os.path.join(tmp, "long.mp4")
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-frames:v", 400, "-c:v",
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-frames:v", 1000, "-c:v",
            "libx264", "-bf", "3", "-pix_fmt", "yuv420p", v)
-    p = run([hold_tool, v, 400], check=False)
+    p = run([hold_tool, v, 1000], check=False)
     print(p.stdout, end="")
     check(p.returncode == 0, "stream_hold: exit %d %s" % (p.returncode, p.stderr.strip()))
     w = os.path.join(tmp, "w.safetensors")
