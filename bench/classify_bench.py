@@ -253,7 +253,7 @@ def main():
                 cpu["features"].append((child_cpu() - c0) / n)
                 # the summary line: "...; network N s, waiting for clips W s)"
                 m = re.search(r"network ([0-9.]+) s, waiting for clips ([0-9.]+) s", p.stderr)
-                split["features"].append((el, float(m.group(1)), float(m.group(2))))
+                spans.append((el, float(m.group(1)), float(m.group(2))))
             return n / el, n
 
         def bench(clips):
@@ -270,8 +270,8 @@ def main():
         # CPU seconds per clip of each run: bench's over its warm-up runs too
         # (and its random initialization); features' with its start-up
         cpu = {"bench": [], "features": []}
-        # wall, network and waiting seconds of each features run
-        split = {"features": []}
+        # wall, network and waiting seconds of each plain features run
+        spans = []
         # a warm-up run (page cache, clip count), then --rounds rounds of
         # bench, features, each bench over as many clips as features ran,
         # and one more bench: each features run is compared with the mean
@@ -317,11 +317,11 @@ def main():
                      "ms, %.1f ms (medians; bench %s, features %s): features / bench %.3f"
                      % (med(ms_f), joined(ms_b, "%.1f"), joined(ms_f, "%.1f"),
                         med(ms_f) / med(ms_b))))
-        walls, nets, waits = zip(*split["features"])
+        walls, nets, waits = zip(*spans)
+        others = [wall - net - wait for wall, net, wait in spans]
         rows.append(("  features: network, waiting", med(nets),
                      "s in the network, %.2f s waiting for clips, %.2f s else (start-up, "
-                     "writing), of %.2f s (medians)" % (med(waits), med([a - b - c for a, b, c in split["features"]]),
-                                    med(walls))))
+                     "writing), of %.2f s (medians)" % (med(waits), med(others), med(walls))))
         if pair_rates:
             rows.append(("st3d features " + a.pair_with, max(pair_rates),
                          "best of %s; over the features run just before it %s (median %.3f)"

@@ -619,8 +619,8 @@ static int classify_all(run *r, st3d_model *m) {
     st3d_stream_params sp = r->o->sp;
     if (r->o->ffmpeg_threads >= 0) sp.decoder_threads = r->o->ffmpeg_threads;
     else if (r->n_todo == 1 && !sp.live) { /* one video: FFmpeg's frame threads and the */
-        int cpus = st3d_get_cpus(); /* clip cutter, a CPU each; FFmpeg warns above 16 */
-        sp.decoder_threads = cpus > 17 ? 16 : cpus > 2 ? cpus - 1 : 1;
+        int n = st3d_get_cpus() - 1;        /* clip cutter, a CPU each; FFmpeg warns above 16 */
+        sp.decoder_threads = n < 1 ? 1 : n > 16 ? 16 : n;
     }
     /* a decoder beside compute threads that take every CPU preempts them
      * (clip_stream.c); a live source is read as it comes: held only if asked */

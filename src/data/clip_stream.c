@@ -185,27 +185,28 @@ static int put_item(st3d_clip_stream *s, const st3d_stream_item *it) {
     return 0;
 }
 
-/* Queues clip number `clip` of video v: frames [start, start + n_real),
- * loop-padded to the duration, from the ring. */
-static int put_clip(st3d_clip_stream *s, worker *w, int64_t v, int64_t clip, int64_t start,
-                    int n_real, double frame_dt, double decoded_at) {
+/* Queues the worker's next clip: frames [start, start + n_real) of its
+ * video, loop-padded to the duration, from the ring; its last frame was
+ * decoded at w->last_at. */
+static int put_clip(st3d_clip_stream *s, worker *w, int n_real) {
     slot *sl = reserve(s);
     if (!sl) return -1;
     int T = s->p.sample_duration;
+    int64_t start = w->start;
     for (int t = 0; t < T; t++)
         memcpy(sl->data + t * s->frame_bytes, w->ring + ((start + t % n_real) % T) * s->frame_bytes,
                (size_t)s->frame_bytes);
     st3d_stream_item *it = &sl->item;
     memset(it, 0, sizeof *it);
     it->kind = ST3D_STREAM_CLIP;
-    it->video = v;
-    it->clip = clip;
+    it->video = w->v;
+    it->clip = w->clips++;
     it->first = start + 1;
     it->last = start + n_real;
     it->n_real = n_real;
     it->start = w->ring_pts[start % T];
-    it->end = w->ring_pts[(start + n_real - 1) % T] + frame_dt;
-    it->decoded_at = decoded_at;
+    it->end = w->ring_pts[(start + n_real - 1) % T] + w->dt;
+    it->decoded_at = w->last_at;
     publish(s, sl);
     return 0;
 }
@@ -226,7 +227,7 @@ static int cut_frame(worker *w, int64_t f) {
         w->ring_pts[f % T] = w->held_pts[h];
     }
     if (f == w->start + T - 1) {
-        if (put_clip(s, w, w->v, w->clips++, w->start, T, w->dt, w->last_at) != 0) return -1;
+        if (put_clip(s, w, T) != 0) return -1;
         w->start += s->p.stride;
     }
     return 0;
@@ -329,8 +330,7 @@ static int run_video(st3d_clip_stream *s, worker *w, int64_t v) {
         goto fail;
     }
     if (w->start < f && !s->p.drop_tail) /* the short last clip, loop-padded */
-        if (put_clip(s, w, v, w->clips++, w->start, (int)(f - w->start), w->dt, w->last_at) != 0)
-            goto stop;
+        if (put_clip(s, w, (int)(f - w->start)) != 0) goto stop;
     st3d_video_free(vid);
     it.kind = ST3D_STREAM_END;
     it.n_clips = w->clips;

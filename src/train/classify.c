@@ -28,7 +28,6 @@
 typedef struct run_state {
     st3d_exec *exec;         /* plans (borrowed) */
     st3d_clip_stream *stream; /* the clips (borrowed) */
-    int hold;                /* 1: hold the stream's decoders during each forward */
     int64_t shape[5];        /* a full batch: {B, 3, T, S, S} */
     int64_t clip_floats;     /* 3 * T * S * S */
     int n_classes;           /* fc outputs */
@@ -65,11 +64,12 @@ static int flush(run_state *r, st3d_error *err) {
         if (r->n_clips < r->shape[0])
             memset(r->x + r->n_clips * r->clip_floats, 0,
                    (size_t)((r->shape[0] - r->n_clips) * r->clip_floats) * sizeof(float));
-        if (r->hold) st3d_clip_stream_hold(r->stream, 1);
+        int hold = st3d_clip_stream_get_params(r->stream)->pause_for_compute;
+        if (hold) st3d_clip_stream_hold(r->stream, 1);
         double t0 = st3d_now();
         int rc = st3d_exec_forward(r->exec, r->x, r->shape, r->logits, r->features, err);
         r->network_s += st3d_now() - t0;
-        if (r->hold) st3d_clip_stream_hold(r->stream, 0);
+        if (hold) st3d_clip_stream_hold(r->stream, 0);
         if (rc != 0) return -1;
         for (int i = 0; i < r->n_clips; i++)
             softmax(r->logits + (int64_t)i * r->n_classes, r->scores + (int64_t)i * r->n_classes,
@@ -100,7 +100,6 @@ int st3d_classify_stream(st3d_exec *exec, st3d_model *model, st3d_clip_stream *s
     memset(&r, 0, sizeof r);
     r.exec = exec;
     r.stream = stream;
-    r.hold = st3d_clip_stream_get_params(stream)->pause_for_compute;
     r.fn = fn;
     r.user = user;
     r.shape[0] = batch_size;

@@ -119,6 +119,15 @@ def ref_clips(n, duration, stride):
     return out
 
 
+def check_bad_option(st3d, weights, out, video, option, value):
+    """st3d features with a bad option value: exit 2, a message naming it."""
+    p = run([st3d, "features", "--weights", weights, "--output", out, option, value, video],
+            check=False)
+    check(p.returncode == 2 and option in p.stderr,
+          "%s %s: exit 2 and a message naming it (%d, %s)"
+          % (option, value, p.returncode, p.stderr.strip()))
+
+
 def part_torch(st3d, tmp):
     import torch
     import ref_resnet
@@ -195,11 +204,7 @@ def part_torch(st3d, tmp):
         got = open(os.path.join(alone, "bframes.npy"), "rb").read()
         check(got == want, "features of bframes.mp4 alone %s: the same bytes as among three"
               % (" ".join(map(str, extra)) or "(the default)"))
-    p = run([st3d, "features", "--weights", w, "--output", os.path.join(tmp, "bad"),
-             "--ffmpeg-threads", -1, h264], check=False)
-    check(p.returncode == 2 and "--ffmpeg-threads" in p.stderr,
-          "--ffmpeg-threads -1: exit 2 and a message naming it (%d, %s)"
-          % (p.returncode, p.stderr.strip()))
+    check_bad_option(st3d, w, os.path.join(tmp, "bad"), h264, "--ffmpeg-threads", -1)
     # --overlay: the video again, every frame, the label drawn at the top left
     ov = os.path.join(tmp, "overlay.mp4")
     run([st3d, "classify", "--weights", w, "--labels", labels, "--overlay", ov,
@@ -414,11 +419,7 @@ def part_stream(st3d, hold_tool, tmp):
         outs[mode] = open(os.path.join(out, "long.npy"), "rb").read()
     check(outs["on"] == outs["off"] == outs["auto"],
           "--decode-overlap on, off, auto: the same feature bytes")
-    p = run([st3d, "features", "--weights", w, "--output", os.path.join(tmp, "bad"),
-             "--decode-overlap", "sometimes", v], check=False)
-    check(p.returncode == 2 and "--decode-overlap" in p.stderr,
-          "--decode-overlap sometimes: exit 2 and a message naming it (%d, %s)"
-          % (p.returncode, p.stderr.strip()))
+    check_bad_option(st3d, w, os.path.join(tmp, "bad"), v, "--decode-overlap", "sometimes")
 
 
 def main():
@@ -427,12 +428,10 @@ def main():
     ap.add_argument("--part", choices=("torch", "corpus", "memory", "stream"), required=True)
     ap.add_argument("--hold-tool", help="build/tests/classify/stream_hold (--part stream)")
     a = ap.parse_args()
+    parts = {"torch": part_torch, "corpus": part_corpus, "memory": part_memory,
+             "stream": lambda st3d, tmp: part_stream(st3d, a.hold_tool, tmp)}
     with tempfile.TemporaryDirectory(prefix="st3d-classify-") as tmp:
-        if a.part == "stream":
-            part_stream(os.path.abspath(a.st3d), a.hold_tool, tmp)
-        else:
-            {"torch": part_torch, "corpus": part_corpus, "memory": part_memory}[a.part](
-                os.path.abspath(a.st3d), tmp)
+        parts[a.part](os.path.abspath(a.st3d), tmp)
     C.finish()
     sys.exit(1 if C.failures else 0)
 
