@@ -8,6 +8,7 @@
  * prints one line per run: clips, seconds; 16 x 112 x 112 clips every 16
  * frames, one decoder thread (as `st3d features` on one video).
  */
+#define _POSIX_C_SOURCE 200809L
 #include "st3d.h"
 
 #include <stdio.h>
