@@ -124,6 +124,10 @@ typedef struct st3d_spatial_work {
 } st3d_spatial_work;
 
 void st3d_spatial_work_free(st3d_spatial_work *w);
+/* A work buffer of at least `need` bytes: buf itself when its *cap bytes
+ * are enough, else a new one (buf is freed, *cap updated).  NULL on failure
+ * (buf is kept). */
+void *st3d_work_grow(void *buf, size_t *cap, size_t need, st3d_error *err);
 
 /* Applies the transform to one frame and writes its 3 channels (out_h x
  * out_w each) at dst, channel c at dst + c * plane (NCDHW: plane = T *

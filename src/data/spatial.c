@@ -28,9 +28,8 @@
  *   ToTensor, ScaleValue, Normalize  x / 255 * value_scale, minus mean,
  *                         over std, folded into a 256-entry table per channel.
  *
- * Resizing is Pillow's bilinear resampler re-implemented (support 1 widened
- * by the downscale factor, 22-bit fixed-point taps, horizontal pass first),
- * so pixels equal PIL's; a window of the output can be computed alone.
+ * Resizing is Pillow's bilinear resampler re-implemented (resize.c), so
+ * pixels equal PIL's; a window of the output can be computed alone.
  */
 #include "data/data.h"
 
@@ -38,7 +37,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PREC_BITS 22 /* Pillow's PRECISION_BITS for 8-bit pictures */
 
 void st3d_spatial_make_lut(st3d_spatial_cfg *cfg, float value_scale, const float mean[3],
                            const float std[3], int mean_norm, int std_norm) {
@@ -146,197 +144,6 @@ void st3d_spatial_work_free(st3d_spatial_work *w) {
     memset(w, 0, sizeof *w);
 }
 
-static double bilinear_filter(double x) {
-    if (x < 0.0) x = -x;
-    return x < 1.0 ? 1.0 - x : 0.0;
-}
-
-/* Pillow's precompute_coeffs for out_size outputs over in_size inputs, then
- * its normalize_coeffs_8bpc.  Returns taps per output, or -1. */
-static int make_coeffs(int in_size, int out_size, int **bounds, int32_t **taps, st3d_error *err) {
-    double scale = (double)in_size / out_size, fscale = scale < 1.0 ? 1.0 : scale;
-    double support = 1.0 * fscale;
-    int ksize = (int)ceil(support) * 2 + 1;
-    double *k = st3d_malloc((size_t)ksize * sizeof *k, err);
-    int *b = st3d_malloc((size_t)out_size * 2 * sizeof *b, err);
-    int32_t *t = st3d_malloc((size_t)out_size * ksize * sizeof *t, err);
-    if (!k || !b || !t) {
-        free(k), free(b), free(t);
-        return -1;
-    }
-    for (int xx = 0; xx < out_size; xx++) {
-        double center = (xx + 0.5) * scale, ww = 0.0, ss = 1.0 / fscale;
-        int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);
-        if (xmin < 0) xmin = 0;
-        if (xmax > in_size) xmax = in_size;
-        xmax -= xmin;
-        for (int x = 0; x < xmax; x++) {
-            k[x] = bilinear_filter((x + xmin - center + 0.5) * ss);
-            ww += k[x];
-        }
-        for (int x = 0; x < ksize; x++) {
-            double v = x < xmax && ww != 0.0 ? k[x] / ww : 0.0;
-            t[xx * ksize + x] = (int32_t)(v < 0 ? -0.5 + v * (1 << PREC_BITS) : 0.5 + v * (1 << PREC_BITS));
-        }
-        b[2 * xx] = xmin;
-        b[2 * xx + 1] = xmax;
-    }
-    free(k);
-    free(*bounds), free(*taps);
-    *bounds = b;
-    *taps = t;
-    return ksize;
-}
-
-static inline uint8_t clip8(int v) {
-    v >>= PREC_BITS;
-    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-}
-
-/* A work buffer of at least `need` bytes: *buf itself when its *cap bytes
- * are enough, else a new one (the old is freed).  NULL on failure. */
-static void *grown(void *buf, size_t *cap, size_t need, st3d_error *err) {
-    if (need <= *cap) return buf;
-    void *p = st3d_malloc(need, err);
-    if (!p) return NULL;
-    free(buf);
-    *cap = need;
-    return p;
-}
-
-/* One output line from `taps` source lines of n bytes (line t at lines +
- * t * stride), weights k: Pillow's fixed-point sums, in an order that runs
- * along the line (vectorized); integer sums are Pillow's in any order. */
-static inline __attribute__((always_inline)) void taps_line_body(
-    const uint8_t *lines, size_t stride, int taps, const int32_t *k, int n, int32_t *acc,
-    uint8_t *out) {
-    enum { CHUNK = 32 }; /* sums kept in registers over all taps */
-    int i0 = 0;
-    for (; i0 + CHUNK <= n; i0 += CHUNK) {
-        int32_t a[CHUNK];
-        for (int j = 0; j < CHUNK; j++) a[j] = 1 << (PREC_BITS - 1);
-        for (int t = 0; t < taps; t++) {
-            const uint8_t *p = lines + (size_t)t * stride + i0;
-            int32_t kt = k[t];
-            for (int j = 0; j < CHUNK; j++) a[j] += p[j] * kt;
-        }
-        for (int j = 0; j < CHUNK; j++) out[i0 + j] = clip8(a[j]);
-    }
-    for (int i = i0; i < n; i++) acc[i] = 1 << (PREC_BITS - 1); /* the rest */
-    for (int t = 0; t < taps; t++) {
-        const uint8_t *p = lines + (size_t)t * stride;
-        int32_t kt = k[t];
-        for (int i = i0; i < n; i++) acc[i] += p[i] * kt;
-    }
-    for (int i = i0; i < n; i++) out[i] = clip8(acc[i]);
-}
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-/* The same loop compiled for AVX2 (8 lanes and a 32-bit multiply, where the
- * x86-64 baseline has 4 and emulates it), chosen at run time. */
-__attribute__((target("avx2"))) static void taps_line_avx2(const uint8_t *lines, size_t stride,
-                                                           int taps, const int32_t *k, int n,
-                                                           int32_t *acc, uint8_t *out) {
-    taps_line_body(lines, stride, taps, k, n, acc, out);
-}
-#define HAVE_TAPS_AVX2 1
-#endif
-
-static void taps_line(const uint8_t *lines, size_t stride, int taps, const int32_t *k, int n,
-                      int32_t *acc, uint8_t *out) {
-#ifdef HAVE_TAPS_AVX2
-    if (__builtin_cpu_supports("avx2")) {
-        taps_line_avx2(lines, stride, taps, k, n, acc, out);
-        return;
-    }
-#endif
-    taps_line_body(lines, stride, taps, k, n, acc, out);
-}
-
-/* Pillow's horizontal pass over source rows y0 .. y0 + nr - 1, for output
- * columns wx .. wx + ww - 1, into w->tmp (nr rows of ww RGB pixels).  Done
- * as a vertical pass on the transposed image: the source columns it reads
- * become lines of nr pixels (w->cols), each output column one taps_line over
- * them, then transposed back.  Pixel by pixel, the taps of one output are a
- * short scalar loop over three interleaved channels (perf: the loaders'
- * largest cost for small clips, 15% of `st3d test` on 56 x 56 clips); this
- * way resizing a frame takes 0.7-0.8x the time (bench/RESULTS.md). */
-static int resize_rows(const uint8_t *src, size_t src_stride, int y0, int nr, int wx, int ww,
-                       st3d_spatial_work *w, st3d_error *err) {
-    int xf = w->bx[2 * wx], xl = w->bx[2 * (wx + ww - 1)] + w->bx[2 * (wx + ww - 1) + 1];
-    /* a pixel is moved as 4 bytes (one load, one store), its fourth byte
-     * overwritten by the next pixel moved, or landing in the byte of
-     * padding after each line and after tmp */
-    size_t line = (size_t)nr * 3 + 1, need = (size_t)(xl - xf + ww) * line;
-    uint8_t *c = grown(w->cols, &w->cols_cap, need, err);
-    if (!c) return -1;
-    w->cols = c;
-    uint8_t *t = grown(w->tmp, &w->tmp_cap, (size_t)nr * ww * 3 + 1, err);
-    if (!t) return -1;
-    w->tmp = t;
-    uint8_t *cols = w->cols, *outc = w->cols + (size_t)(xl - xf) * line;
-    for (int y = 0; y < nr; y++) { /* source columns xf .. xl-1 as lines */
-        const uint8_t *in = src + (size_t)(y0 + y) * src_stride + (size_t)xf * 3;
-        uint8_t *o = cols + (size_t)y * 3;
-        int x = 0;
-        for (; x < xl - xf - 1; x++) memcpy(o + (size_t)x * line, in + x * 3, 4);
-        memcpy(o + (size_t)x * line, in + x * 3, 3); /* 4 bytes could pass the frame's end */
-    }
-    for (int xx = 0; xx < ww; xx++)
-        taps_line(cols + (size_t)(w->bx[2 * (wx + xx)] - xf) * line, line, w->bx[2 * (wx + xx) + 1],
-                  w->wx + (size_t)(wx + xx) * w->kx, nr * 3, w->acc, outc + (size_t)xx * line);
-    for (int y = 0; y < nr; y++) { /* back to rows */
-        uint8_t *out = w->tmp + (size_t)y * ww * 3;
-        for (int xx = 0; xx < ww; xx++) memcpy(out + xx * 3, outc + (size_t)xx * line + (size_t)y * 3, 4);
-    }
-    return 0;
-}
-
-int st3d_resize_pil_bilinear(const uint8_t *src, int src_w, int src_h, size_t src_stride,
-                             int dst_w, int dst_h, int wx, int wy, int ww, int wh, uint8_t *dst,
-                             st3d_spatial_work *w, st3d_error *err) {
-    if (src_w <= 0 || src_h <= 0 || dst_w <= 0 || dst_h <= 0 || wx < 0 || wy < 0 ||
-        wx + ww > dst_w || wy + wh > dst_h)
-        return st3d_fail(err, ST3D_ERR_INVALID, "bad resize %dx%d -> %dx%d", src_w, src_h, dst_w,
-                         dst_h);
-    int key[6] = {src_w, src_h, dst_w, dst_h, 0, 1};
-    if (memcmp(key, w->key, sizeof key) != 0) {
-        if ((w->kx = make_coeffs(src_w, dst_w, &w->bx, &w->wx, err)) < 0) return -1;
-        if ((w->ky = make_coeffs(src_h, dst_h, &w->by, &w->wy, err)) < 0) return -1;
-        memcpy(w->key, key, sizeof key);
-    }
-    int need_h = dst_w != src_w, need_v = dst_h != src_h;
-    /* rows of the source the window's vertical taps touch */
-    int y0 = need_v ? w->by[2 * wy] : wy;
-    int y1 = need_v ? w->by[2 * (wy + wh - 1)] + w->by[2 * (wy + wh - 1) + 1] : wy + wh;
-    int nr = y1 - y0, n_acc = (nr > ww ? nr : ww) * 3;
-    int32_t *acc = grown(w->acc, &w->acc_cap, (size_t)n_acc * sizeof(int32_t), err);
-    if (!acc) return -1;
-    w->acc = acc;
-    const uint8_t *rows = src + (size_t)y0 * src_stride;
-    size_t rows_stride = src_stride;
-    int cx0 = 0; /* column of `rows` holding window column 0 */
-    if (need_h) {
-        if (resize_rows(src, src_stride, y0, nr, wx, ww, w, err) != 0) return -1;
-        rows = w->tmp;
-        rows_stride = (size_t)ww * 3;
-    } else {
-        cx0 = wx;
-    }
-    for (int yy = 0; yy < wh; yy++) {
-        uint8_t *out = dst + (size_t)yy * ww * 3;
-        if (!need_v) {
-            memcpy(out, rows + (size_t)(wy + yy - y0) * rows_stride + (size_t)cx0 * 3,
-                   (size_t)ww * 3);
-            continue;
-        }
-        int ymin = w->by[2 * (wy + yy)] - y0, yn = w->by[2 * (wy + yy) + 1];
-        taps_line(rows + (size_t)ymin * rows_stride + (size_t)cx0 * 3, rows_stride, yn,
-                  w->wy + (size_t)(wy + yy) * w->ky, ww * 3, w->acc, out);
-    }
-    return 0;
-}
-
 /* Pillow's Image.blend(degenerate, img, f) per byte: interpolation truncates,
  * extrapolation clips then truncates. */
 static inline uint8_t blend(int deg, int v, float f) {
@@ -424,7 +231,7 @@ const uint8_t *st3d_spatial_pixels(const st3d_spatial_cfg *cfg, const st3d_spati
                                    st3d_error *err) {
     int S = cfg->size, OW = ch->out_w, OH = ch->out_h; /* S x S but with nocrop */
     size_t need = (size_t)OW * OH * 3;
-    uint8_t *o = grown(w->out, &w->out_cap, need, err);
+    uint8_t *o = st3d_work_grow(w->out, &w->out_cap, need, err);
     if (!o) return NULL;
     w->out = o;
     size_t stride = (size_t)frame->width * 3;

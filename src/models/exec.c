@@ -148,17 +148,29 @@ static int allow_drops(st3d_exec *e, st3d_error *err) {
     return 0;
 }
 
-int st3d_exec_forward(st3d_exec *e, const float *x, const int64_t shape[5], float *logits,
-                      float *features, st3d_error *err) {
+/* The inference plan for this shape, built if new, its weights folded and
+ * reordered if not yet (or changed since). */
+static plan *ready_plan(st3d_exec *e, const int64_t shape[5], st3d_error *err) {
     st3d_model *m = e->m;
     plan *p = get_plan(e, shape, 0, err);
-    if (!p) return -1;
+    if (!p) return NULL;
     if (!p->prepared || p->version != m->version) {
-        if (model_restore_params(m, err) != 0 || allow_drops(e, err) != 0) return -1;
-        if (prog_run(&p->prepare, e->stream, err) != 0) return -1;
+        if (model_restore_params(m, err) != 0 || allow_drops(e, err) != 0) return NULL;
+        if (prog_run(&p->prepare, e->stream, err) != 0) return NULL;
         p->prepared = 1;
         p->version = m->version;
     }
+    return p;
+}
+
+int st3d_exec_prepare(st3d_exec *e, const int64_t shape[5], st3d_error *err) {
+    return ready_plan(e, shape, err) ? 0 : -1;
+}
+
+int st3d_exec_forward(st3d_exec *e, const float *x, const int64_t shape[5], float *logits,
+                      float *features, st3d_error *err) {
+    plan *p = ready_plan(e, shape, err);
+    if (!p) return -1;
     /* the head clip by clip (plan_infer.c; without one, the input once), then
      * the rest on the batch */
     size_t clip = md_bytes(&p->input.md) / sizeof(float); /* the input of one head run */

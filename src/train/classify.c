@@ -21,6 +21,7 @@
 #include "core/core.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,9 +116,15 @@ int st3d_classify_stream(st3d_exec *exec, st3d_model *model, st3d_clip_stream *s
     r.features = st3d_malloc((size_t)batch_size * (size_t)r.feature_dim * sizeof(float), err);
     r.items = st3d_malloc((size_t)r.cap_items * sizeof *r.items, err);
     if (!r.x || !r.logits || !r.scores || !r.features || !r.items) goto done;
+    /* the plan built and its weights prepared while the decoders make the
+     * first clips (the stream is not held: this is mostly one thread's
+     * work, the JIT's code and the weights' reorders) */
+    double t0 = st3d_now();
+    if (st3d_exec_prepare(exec, r.shape, err) != 0) goto done;
+    r.network_s += st3d_now() - t0;
     for (;;) {
         st3d_stream_item *it = &r.items[r.n_items];
-        double t0 = st3d_now();
+        t0 = st3d_now();
         int got = st3d_clip_stream_next(stream, r.x + (int64_t)r.n_clips * r.clip_floats, it, err);
         r.waiting_s += st3d_now() - t0;
         if (got < 0) goto done;
