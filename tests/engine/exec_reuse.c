@@ -4,7 +4,8 @@
  * clip: nothing is built, and each clip's logits and features are exactly
  * those of the larger batch (in eval mode clips never mix).  A fresh exec,
  * which builds its own plan for the smaller batch, agrees within float32
- * rounding.  Through the public header only.
+ * rounding.  A plan built ahead with st3d_exec_prepare serves the first
+ * forward of its shape.  Through the public header only.
  */
 #include <math.h>
 #include <stdio.h>
@@ -66,6 +67,22 @@ int main(void) {
     /* the other way round: batch 4 after batch 3 builds its own plan */
     expect(st3d_exec_forward(b, x, big, l4, NULL, &err) == 0 && st3d_exec_n_builds(b) == 2,
            "batch 4 after batch 3: a plan of its own");
+    /* st3d_exec_prepare: the plan built ahead, the first forward builds
+     * nothing and gives what another exec's plan of that shape gives */
+    st3d_exec *c = st3d_exec_new(m, &err);
+    float *l4c = malloc(sizeof(float) * 4 * 7);
+    int64_t bad[5] = {4, 5, 16, 64, 64}; /* 5 channels into a 3-channel network */
+    if (!c || !l4c) return 1;
+    err.msg[0] = 0;
+    expect(st3d_exec_prepare(c, bad, &err) != 0 && err.msg[0] && st3d_exec_n_builds(c) == 0,
+           "prepare refuses a shape the network cannot take");
+    printf("     (%s)\n", err.msg);
+    expect(st3d_exec_prepare(c, big, &err) == 0 && st3d_exec_n_builds(c) == 1, "prepare builds the plan");
+    expect(st3d_exec_forward(c, x, big, l4c, NULL, &err) == 0 && st3d_exec_n_builds(c) == 1 &&
+               !memcmp(l4c, l4, sizeof(float) * 4 * 7),
+           "the forward after it builds nothing, logits bit for bit those of another exec's plan");
+    st3d_exec_free(c);
+    free(l4c);
     st3d_exec_free(a);
     st3d_exec_free(b);
     st3d_model_free(m);
