@@ -4,13 +4,15 @@
  * consumer through a bounded queue (see st3d.h for the clip rules).
  *
  * Each decoder thread takes the next video of the list and reads its frames
- * in order with st3d_video_read_frame (which drains the decoder at the end
- * of the stream, so every frame the decoder gives is counted); its cutter
- * thread, a few frames behind, resizes and crops them and keeps the last
- * sample_duration frames, as sample_size x sample_size RGB bytes, in a
- * ring: frame f lives in slot f % duration.  A
- * frame that no clip will use (stride > duration) is decoded, counted and
- * not transformed.  When frame start + duration - 1 is in, the clip
+ * in order with st3d_video_read_picture (which drains the decoder at the
+ * end of the stream, so every frame the decoder gives is counted), leaving
+ * them unconverted; its cutter thread, a few frames behind, converts them
+ * to RGB, resizes and crops them and keeps the last sample_duration
+ * frames, as sample_size x sample_size RGB bytes, in a ring: frame f lives
+ * in slot f % duration.  (The conversion is the cutter's so that the two
+ * threads take about as long per frame: libavcodec alone, against swscale
+ * and the resize.)  A frame that no clip will use (stride > duration) is
+ * decoded, counted and not converted.  When frame start + duration - 1 is in, the clip
  * [start, start + duration) is copied from the ring into a queue slot;
  * at the end of the video the first clip that runs past the last frame is
  * loop-padded from the frames still in the ring (the original's
@@ -55,12 +57,13 @@ typedef struct slot {
 } slot;
 
 /* Decoded frames a worker holds between its two threads: up to HELD_MAX,
- * fewer for large frames (HELD_BYTES in all, at least 2). */
+ * fewer for large frames (HELD_BYTES of RGB in all, at least 2; held as
+ * FFmpeg's pictures, 4:2:0 frames take half that). */
 enum { HELD_MAX = 8, HELD_BYTES = 4 << 20 };
 
 /* A decoder thread, its cutter thread and their scratch.  The decoder reads
- * frame f into frames[f % n_held] and hands it over; the cutter transforms
- * it into the ring and queues the clip it completes, while the decoder goes
+ * frame f into pics[f % n_held] and hands it over; the cutter converts and
+ * transforms it into the ring and queues the clip it completes, while the decoder goes
  * on with the next frames (so the transform, as large a part of a small
  * clip's cost as decoding, runs beside it).  Several frames in hand, so
  * that neither thread waits for the other at every frame. */
@@ -70,10 +73,13 @@ typedef struct worker {
     pthread_t cutter;           /* the cutter thread */
     int started;                /* 1 once the decoder thread runs */
     int cutter_started;         /* 1 once the cutter thread runs */
-    st3d_image frames[HELD_MAX]; /* decoded RGB frames: frame f in frames[f % n_held] */
+    st3d_video_picture *pics[HELD_MAX]; /* decoded frames, not yet RGB: frame f in
+                                           pics[f % n_held] */
     double held_pts[HELD_MAX];  /* their timestamps, seconds */
     double held_at[HELD_MAX];   /* st3d_now() when each was decoded */
     int n_held;                 /* frames used for this video */
+    st3d_rgb_converter *conv;   /* the cutter's conversion to RGB */
+    st3d_image rgb;             /* the frame being cut, in RGB (cutter) */
     st3d_spatial_work work;     /* resize scratch (cutter) */
     uint8_t *ring;              /* duration frames of S x S x 3 bytes (cutter) */
     double *ring_pts;           /* their timestamps, seconds */
@@ -211,8 +217,9 @@ static int put_clip(st3d_clip_stream *s, worker *w, int n_real) {
     return 0;
 }
 
-/* The cutter's work on the frame handed over: into the ring if a clip uses
- * it (a frame no clip uses, stride > duration, is only counted), then the
+/* The cutter's work on the frame handed over: converted to RGB and into
+ * the ring if a clip uses it (a frame no clip uses, stride > duration, is
+ * only counted), then the
  * clip it completes, if any, queued.  0, 1 on failure (w->cut_err), -1
  * when the stream stops. */
 static int cut_frame(worker *w, int64_t f) {
@@ -220,12 +227,14 @@ static int cut_frame(worker *w, int64_t f) {
     int T = s->p.sample_duration, h = (int)(f % w->n_held);
     w->last_at = w->held_at[h];
     if (f >= w->start) {
-        const uint8_t *px =
-            st3d_spatial_pixels(&s->cfg, &w->ch, &w->frames[h], &w->work, &w->cut_err);
+        const uint8_t *px = NULL;
+        if (st3d_rgb_convert(w->conv, w->pics[h], w->rgb.data, &w->cut_err) == 0)
+            px = st3d_spatial_pixels(&s->cfg, &w->ch, &w->rgb, &w->work, &w->cut_err);
         if (!px) return 1;
         memcpy(w->ring + (f % T) * s->frame_bytes, px, (size_t)s->frame_bytes);
         w->ring_pts[f % T] = w->held_pts[h];
     }
+    st3d_video_picture_release(w->pics[h]); /* its buffers back to the decoder */
     if (f == w->start + T - 1) {
         if (put_clip(s, w, T) != 0) return -1;
         w->start += s->p.stride;
@@ -264,7 +273,7 @@ static int cutter_wait(worker *w, int most) {
     return rc;
 }
 
-/* Hands the next frame (in frames[handed % n_held]), its timestamp pts,
+/* Hands the next frame (in pics[handed % n_held]), its timestamp pts,
  * decoded at st3d_now() = at, to the cutter. */
 static void cutter_give(worker *w, double pts, double at) {
     pthread_mutex_lock(&w->mu);
@@ -299,9 +308,7 @@ static int run_video(st3d_clip_stream *s, worker *w, int64_t v) {
     /* the cutter is idle between videos */
     size_t fit = HELD_BYTES / ((size_t)it.info.width * it.info.height * 3);
     w->n_held = fit > HELD_MAX ? HELD_MAX : fit < 2 ? 2 : (int)fit;
-    for (int i = 0; i < w->n_held; i++)
-        if (st3d_image_reserve(&w->frames[i], it.info.width, it.info.height, &err) != 0) goto fail;
-    for (int i = w->n_held; i < HELD_MAX; i++) st3d_image_release(&w->frames[i]);
+    if (st3d_image_reserve(&w->rgb, it.info.width, it.info.height, &err) != 0) goto fail;
     it.kind = ST3D_STREAM_BEGIN;
     if (put_item(s, &it) != 0) goto stop;
     pthread_mutex_lock(&w->mu); /* the cutter, idle, reads these once handed a frame */
@@ -313,10 +320,10 @@ static int run_video(st3d_clip_stream *s, worker *w, int64_t v) {
     for (;;) {
         double pts = 0;
         if (wait_unheld(s) != 0) goto stop;
-        int c = cutter_wait(w, w->n_held - 1); /* frames[f % n_held] is free */
+        int c = cutter_wait(w, w->n_held - 1); /* pics[f % n_held] is free */
         if (c < 0) goto stop;
         if (c > 0) goto cut_failed;
-        int r = st3d_video_read_frame(vid, w->frames[f % w->n_held].data, NULL, &pts, &err);
+        int r = st3d_video_read_picture(vid, w->pics[f % w->n_held], NULL, &pts, &err);
         if (r < 0) goto fail;
         if (r == 0) break;
         cutter_give(w, pts, st3d_now());
@@ -413,7 +420,9 @@ st3d_clip_stream *st3d_clip_stream_new(const char *const *paths, int64_t n,
         w->s = s;
         w->ring = st3d_malloc((size_t)(s->frame_bytes * p.sample_duration), err);
         w->ring_pts = st3d_calloc((size_t)p.sample_duration, sizeof(double), err);
-        if (!w->ring || !w->ring_pts) goto fail;
+        if (!w->ring || !w->ring_pts || !(w->conv = st3d_rgb_converter_new(err))) goto fail;
+        for (int k = 0; k < HELD_MAX; k++)
+            if (!(w->pics[k] = st3d_video_picture_new(err))) goto fail;
     }
     for (int i = 0; i < p.n_threads; i++) {
         if (pthread_create(&s->workers[i].cutter, NULL, cutter_main, &s->workers[i]) != 0) {
@@ -457,7 +466,9 @@ void st3d_clip_stream_free(st3d_clip_stream *s) {
             if (w->cutter_started) pthread_join(w->cutter, NULL);
             pthread_cond_destroy(&w->cv);
             pthread_mutex_destroy(&w->mu);
-            for (int k = 0; k < HELD_MAX; k++) st3d_image_release(&w->frames[k]);
+            for (int k = 0; k < HELD_MAX; k++) st3d_video_picture_free(w->pics[k]);
+            st3d_rgb_converter_free(w->conv);
+            st3d_image_release(&w->rgb);
             st3d_spatial_work_free(&w->work);
             free(w->ring);
             free(w->ring_pts);

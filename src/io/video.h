@@ -102,6 +102,36 @@ typedef struct st3d_file_id {
     int64_t mtime_ns; /* st_mtim, nanoseconds since the epoch */
 } st3d_file_id;
 
+/* ------------------------------------------- decoding apart from converting
+ * (video_convert.c).  A picture holds a reference to one decoded frame and
+ * what converting it needs; a converter (one per thread) turns pictures
+ * into RGB24, so that a decoder thread can hand its frames to another
+ * thread for conversion. */
+typedef struct st3d_video_picture st3d_video_picture;
+typedef struct st3d_rgb_converter st3d_rgb_converter;
+st3d_video_picture *st3d_video_picture_new(st3d_error *err);
+void st3d_video_picture_free(st3d_video_picture *pic);
+/* Lets go of the frame pic holds (its buffers go back to the decoder). */
+void st3d_video_picture_release(st3d_video_picture *pic);
+/* As st3d_video_read_frame, the frame kept unconverted in pic (what pic
+ * held before is released). */
+int st3d_video_read_picture(st3d_video *v, st3d_video_picture *pic, int64_t *index, double *pts,
+                            st3d_error *err);
+st3d_rgb_converter *st3d_rgb_converter_new(st3d_error *err);
+void st3d_rgb_converter_free(st3d_rgb_converter *c);
+/* pic as st3d_video_read_frame would have written it: RGB24 at its video's
+ * size (st3d_video_info width x height, rotation applied) into rgb. */
+int st3d_rgb_convert(st3d_rgb_converter *c, const st3d_video_picture *pic, uint8_t *rgb,
+                     st3d_error *err);
+/* Within io: frame f into pic (a new reference), and f converted to RGB24
+ * of out_w x out_h before the clockwise `rotation` (0, 90, 180, 270). */
+struct AVFrame;
+int st3d_video_picture_hold(st3d_video_picture *pic, const struct AVFrame *f, int out_w, int out_h,
+                            int scaler, int rotation, const char *path, st3d_error *err);
+int st3d_rgb_convert_frame(st3d_rgb_converter *c, const struct AVFrame *f, int out_w, int out_h,
+                           int scaler, int rotation, const char *path, uint8_t *rgb,
+                           st3d_error *err);
+
 /* What opening a video learns that depends on the file alone (not on the
  * output size, rotation switch or threads). */
 typedef struct st3d_video_facts {

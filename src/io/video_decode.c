@@ -34,6 +34,7 @@
  *
  * Memory: the index (8 bytes per frame), one decoded frame, the decoder's
  * reference frames and one RGB frame when rotating; never the whole video.
+ * The conversion to RGB is video_convert.c's.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "io/video.h"
@@ -42,7 +43,6 @@
 #include <libavformat/avformat.h>
 #include <libavutil/display.h>
 #include <libavutil/imgutils.h>
-#include <libswscale/swscale.h>
 
 #include <math.h>
 #include <stdlib.h>
@@ -58,10 +58,8 @@ struct st3d_video {
     int stream;                /* index of the video stream in fmt */
     AVPacket *pkt;             /* packet being fed */
     AVFrame *frame;            /* last decoded frame */
-    struct SwsContext *sws;    /* converter for the current source geometry */
-    int sws_w, sws_h, sws_fmt; /* source width, height, pixel format of sws */
+    st3d_rgb_converter *conv;  /* its conversion to RGB (video_convert.c) */
     int out_w, out_h;          /* converted size before rotation */
-    uint8_t *rot;              /* out_w x out_h x 3 staging when rotating */
     int64_t *pts;              /* sorted timestamps, info.n_frames (NULL: counting) */
     int64_t next_index;        /* number of the next frame read_frame may return */
     int64_t cur_index;         /* number of the frame in `frame` */
@@ -347,10 +345,7 @@ static int finish_open(st3d_video *v, st3d_error *err) {
     if ((int64_t)v->out_w * v->out_h > ST3D_MAX_PIXELS)
         return st3d_fail(err, ST3D_ERR_INVALID, "%s: output size %dx%d is too large", v->path,
                          in->width, in->height);
-    if (in->rotation) {
-        v->rot = st3d_malloc((size_t)v->out_w * v->out_h * 3, err);
-        if (!v->rot) return -1;
-    }
+    if (!(v->conv = st3d_rgb_converter_new(err))) return -1;
     snprintf(in->codec, sizeof in->codec, "%s", v->dec->codec->name);
     snprintf(in->container, sizeof in->container, "%s", v->fmt->iformat->name);
     return 0;
@@ -366,17 +361,16 @@ size_t st3d_video_memory(const st3d_video *v) {
     /* the decoder's pictures (at most 16 references plus reordering and
      * the one being decoded, 4:2:0 or more), the RGB staging, the index */
     size_t pic = (size_t)v->info.coded_width * (size_t)v->info.coded_height * 2;
-    return sizeof *v + pic * 20 + (v->rot ? (size_t)v->out_w * v->out_h * 3 : 0) +
+    return sizeof *v + pic * 20 + (v->info.rotation ? (size_t)v->out_w * v->out_h * 3 : 0) +
            (v->pts ? (size_t)v->info.n_frames * sizeof *v->pts : 0);
 }
 
 void st3d_video_free(st3d_video *v) {
     if (!v) return;
     close_streams(v);
-    sws_freeContext(v->sws);
+    st3d_rgb_converter_free(v->conv);
     av_frame_free(&v->frame);
     av_packet_free(&v->pkt);
-    free(v->rot);
     free(v->pts);
     avcodec_parameters_free(&v->par);
     free(v->path);
@@ -463,68 +457,10 @@ static int decode_next(st3d_video *v, st3d_error *err) {
     }
 }
 
-/* Pixel format without the deprecated full-range "J" aliases (their range is
- * passed to swscale explicitly instead). */
-static enum AVPixelFormat plain_format(enum AVPixelFormat f, int *full) {
-    switch (f) {
-    case AV_PIX_FMT_YUVJ420P: *full = 1; return AV_PIX_FMT_YUV420P;
-    case AV_PIX_FMT_YUVJ422P: *full = 1; return AV_PIX_FMT_YUV422P;
-    case AV_PIX_FMT_YUVJ444P: *full = 1; return AV_PIX_FMT_YUV444P;
-    case AV_PIX_FMT_YUVJ440P: *full = 1; return AV_PIX_FMT_YUV440P;
-    case AV_PIX_FMT_YUVJ411P: *full = 1; return AV_PIX_FMT_YUV411P;
-    default: return f;
-    }
-}
-
-/* Clockwise quarter turns of an RGB picture (src w x h) into dst, as the
- * ffmpeg program's transpose=clock, hflip+vflip and transpose=cclock. */
-static void rotate_rgb(const uint8_t *src, int w, int h, int rotation, uint8_t *dst) {
-    if (rotation == 180) {
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++)
-                memcpy(dst + ((size_t)(h - 1 - y) * w + (w - 1 - x)) * 3,
-                       src + ((size_t)y * w + x) * 3, 3);
-    } else if (rotation == 90) { /* output h wide, w tall: out[r][c] = in[h-1-c][r] */
-        for (int r = 0; r < w; r++)
-            for (int c = 0; c < h; c++)
-                memcpy(dst + ((size_t)r * h + c) * 3, src + ((size_t)(h - 1 - c) * w + r) * 3, 3);
-    } else { /* 270: out[r][c] = in[c][w-1-r] */
-        for (int r = 0; r < w; r++)
-            for (int c = 0; c < h; c++)
-                memcpy(dst + ((size_t)r * h + c) * 3, src + ((size_t)c * w + (w - 1 - r)) * 3, 3);
-    }
-}
-
 /* Converts v->frame to RGB24 at the output size into rgb (rotated). */
 static int convert_frame(st3d_video *v, uint8_t *rgb, st3d_error *err) {
-    AVFrame *f = v->frame;
-    int full = f->color_range == AVCOL_RANGE_JPEG;
-    enum AVPixelFormat fmt = plain_format((enum AVPixelFormat)f->format, &full);
-    if (!v->sws || v->sws_w != f->width || v->sws_h != f->height || v->sws_fmt != (int)fmt) {
-        static const int flags[] = {SWS_BILINEAR, SWS_BICUBIC, SWS_AREA, SWS_POINT};
-        int sf = flags[(unsigned)v->params.scaler < 4 ? v->params.scaler : 0];
-        sws_freeContext(v->sws);
-        v->sws = sws_getContext(f->width, f->height, fmt, v->out_w, v->out_h, AV_PIX_FMT_RGB24,
-                                sf, NULL, NULL, NULL);
-        if (!v->sws)
-            return st3d_fail(err, ST3D_ERR_FORMAT, "%s: cannot convert %dx%d %s frames to RGB",
-                             v->path, f->width, f->height, av_get_pix_fmt_name(fmt));
-        int cs = f->colorspace;
-        if (cs == AVCOL_SPC_UNSPECIFIED || cs == AVCOL_SPC_RGB || cs >= AVCOL_SPC_NB)
-            cs = SWS_CS_DEFAULT;
-        const int *coefs = sws_getCoefficients(cs);
-        sws_setColorspaceDetails(v->sws, coefs, full, sws_getCoefficients(SWS_CS_DEFAULT), 1, 0,
-                                 1 << 16, 1 << 16);
-        v->sws_w = f->width;
-        v->sws_h = f->height;
-        v->sws_fmt = (int)fmt;
-    }
-    uint8_t *dst = v->info.rotation ? v->rot : rgb;
-    uint8_t *planes[4] = {dst, NULL, NULL, NULL};
-    int strides[4] = {v->out_w * 3, 0, 0, 0};
-    sws_scale(v->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, planes, strides);
-    if (v->info.rotation) rotate_rgb(v->rot, v->out_w, v->out_h, v->info.rotation, rgb);
-    return 0;
+    return st3d_rgb_convert_frame(v->conv, v->frame, v->out_w, v->out_h, v->params.scaler,
+                                  v->info.rotation, v->path, rgb, err);
 }
 
 /* Restarts decoding so that the next frames returned begin at `target`:
@@ -611,11 +547,9 @@ int st3d_video_seek(st3d_video *v, double seconds, st3d_error *err) {
     return go_to(v, target, 0, err);
 }
 
-int st3d_video_read_frame(st3d_video *v, uint8_t *rgb, int64_t *index, double *pts,
-                          st3d_error *err) {
-    int r = advance(v, err);
-    if (r <= 0) return r;
-    if (convert_frame(v, rgb, err) != 0) return -1;
+/* After a frame is read: its number and timestamp (seconds) to the
+ * caller's pointers (each may be NULL), and the next frame to return. */
+static void frame_read(st3d_video *v, int64_t *index, double *pts) {
     if (index) *index = v->cur_index;
     if (pts) {
         int64_t ts = v->frame->best_effort_timestamp;
@@ -624,6 +558,26 @@ int st3d_video_read_frame(st3d_video *v, uint8_t *rgb, int64_t *index, double *p
                                     : (double)ts * av_q2d(v->fmt->streams[v->stream]->time_base);
     }
     v->next_index = v->cur_index + 1;
+}
+
+int st3d_video_read_frame(st3d_video *v, uint8_t *rgb, int64_t *index, double *pts,
+                          st3d_error *err) {
+    int r = advance(v, err);
+    if (r <= 0) return r;
+    if (convert_frame(v, rgb, err) != 0) return -1;
+    frame_read(v, index, pts);
+    return 1;
+}
+
+int st3d_video_read_picture(st3d_video *v, st3d_video_picture *pic, int64_t *index, double *pts,
+                            st3d_error *err) {
+    st3d_video_picture_release(pic);
+    int r = advance(v, err);
+    if (r <= 0) return r;
+    if (st3d_video_picture_hold(pic, v->frame, v->out_w, v->out_h, v->params.scaler,
+                                v->info.rotation, v->path, err) != 0)
+        return -1;
+    frame_read(v, index, pts);
     return 1;
 }
 
