@@ -92,6 +92,19 @@ static int flush(run_state *r, st3d_error *err) {
     return 0;
 }
 
+/* Builds the plan and prepares its weights once the stream's first item is
+ * in, while the decoders make the first clips (the stream is not held:
+ * this is mostly one thread's work, the JIT's code and the weights'
+ * reorders).  Not sooner: a video's open indexes its timestamps, and that
+ * pass's buffers (about 13 MB for a 2-hour video) on top of the reorders'
+ * transient copies raised the run's peak memory. */
+static int prepare(run_state *r, st3d_error *err) {
+    double t0 = st3d_now();
+    int rc = st3d_exec_prepare(r->exec, r->shape, err);
+    r->network_s += st3d_now() - t0;
+    return rc;
+}
+
 int st3d_classify_stream(st3d_exec *exec, st3d_model *model, st3d_clip_stream *stream,
                          int batch_size, st3d_clip_fn fn, void *user, st3d_error *err) {
     if (!exec || !model || !stream || !fn || batch_size < 1 || batch_size > 4096)
@@ -116,19 +129,17 @@ int st3d_classify_stream(st3d_exec *exec, st3d_model *model, st3d_clip_stream *s
     r.features = st3d_malloc((size_t)batch_size * (size_t)r.feature_dim * sizeof(float), err);
     r.items = st3d_malloc((size_t)r.cap_items * sizeof *r.items, err);
     if (!r.x || !r.logits || !r.scores || !r.features || !r.items) goto done;
-    /* the plan built and its weights prepared while the decoders make the
-     * first clips (the stream is not held: this is mostly one thread's
-     * work, the JIT's code and the weights' reorders) */
-    double t0 = st3d_now();
-    if (st3d_exec_prepare(exec, r.shape, err) != 0) goto done;
-    r.network_s += st3d_now() - t0;
-    for (;;) {
+    for (int prepared = 0;;) {
         st3d_stream_item *it = &r.items[r.n_items];
-        t0 = st3d_now();
+        double t0 = st3d_now();
         int got = st3d_clip_stream_next(stream, r.x + (int64_t)r.n_clips * r.clip_floats, it, err);
         r.waiting_s += st3d_now() - t0;
         if (got < 0) goto done;
         if (got == 0) break;
+        if (!prepared) {
+            prepared = 1;
+            if (prepare(&r, err) != 0) goto done;
+        }
         r.n_items++;
         if (it->kind == ST3D_STREAM_CLIP) r.n_clips++;
         if (r.n_clips == batch_size || r.n_clips == 0 || r.n_items == r.cap_items)
