@@ -185,15 +185,13 @@ static void taps_line(const uint8_t *lines, size_t stride, int taps, const int32
     taps_line_body(lines, stride, taps, k, n, acc, out);
 }
 
-/* Pixels of `rows` rows x `cols` columns (3 bytes each, rows `in_stride`
- * apart) transposed: column c becomes row c of out (rows `out_stride`
- * apart), pixel r at out + c * out_stride + r * 3.  Only those bytes are
- * written. */
+/* transpose_px (below) from row r0 on, one pixel at a time. */
 static void transpose_px_plain(const uint8_t *in, size_t in_stride, int rows, int cols,
                                uint8_t *out, size_t out_stride, int r0) {
     for (int r = r0; r < rows; r++)
         for (int c = 0; c < cols; c++)
-            memcpy(out + (size_t)c * out_stride + (size_t)r * 3, in + (size_t)r * in_stride + (size_t)c * 3, 3);
+            memcpy(out + (size_t)c * out_stride + (size_t)r * 3,
+                   in + (size_t)r * in_stride + (size_t)c * 3, 3);
 }
 
 #ifdef HAVE_TAPS_AVX2
@@ -242,6 +240,10 @@ __attribute__((target("avx2"))) static void transpose_px_avx2(const uint8_t *in,
 }
 #endif
 
+/* Pixels of `rows` rows x `cols` columns (3 bytes each, rows `in_stride`
+ * apart) transposed: column c becomes row c of out (rows `out_stride`
+ * apart), pixel r at out + c * out_stride + r * 3.  Only those bytes are
+ * written. */
 static void transpose_px(const uint8_t *in, size_t in_stride, int rows, int cols, uint8_t *out,
                          size_t out_stride) {
 #ifdef HAVE_TAPS_AVX2
