@@ -323,7 +323,8 @@ int st3d_exec_train_step(st3d_exec *exec, const float *x, const int64_t shape[5]
 /* Builds (or finds) the inference plan for this shape and prepares its
  * weights, as the first st3d_exec_forward of that shape would, without
  * running it: a stream calls it before its first batch is in, so that the
- * build overlaps the decoding (st3d_classify_stream does). */
+ * build overlaps the decoding (st3d_classify_stream does, once the
+ * stream's first item is in). */
 int st3d_exec_prepare(st3d_exec *exec, const int64_t shape[5], st3d_error *err);
 /* Inference plans run a convolution with temporal stride 1 as Winograd's
  * minimal filtering along time over 2D convolutions (F(m, r), m output frames

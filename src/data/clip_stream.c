@@ -12,8 +12,9 @@
  * in slot f % duration.  (The conversion is the cutter's so that the two
  * threads take about as long per frame: libavcodec alone, against swscale
  * and the resize.)  A frame that no clip will use (stride > duration) is
- * decoded, counted and not converted.  When frame start + duration - 1 is in, the clip
- * [start, start + duration) is copied from the ring into a queue slot;
+ * decoded, counted and not converted.  When frame start + duration - 1 is
+ * in, the clip [start, start + duration) is copied from the ring into a
+ * queue slot;
  * at the end of the video the first clip that runs past the last frame is
  * loop-padded from the frames still in the ring (the original's
  * SlidingWindow + LoopPadding, temporal_transforms.py).
@@ -63,9 +64,9 @@ enum { HELD_MAX = 8, HELD_BYTES = 4 << 20 };
 
 /* A decoder thread, its cutter thread and their scratch.  The decoder reads
  * frame f into pics[f % n_held] and hands it over; the cutter converts and
- * transforms it into the ring and queues the clip it completes, while the decoder goes
- * on with the next frames (so the transform, as large a part of a small
- * clip's cost as decoding, runs beside it).  Several frames in hand, so
+ * transforms it into the ring and queues the clip it completes, while the
+ * decoder goes on with the next frames (so the transform, as large a part
+ * of a small clip's cost as decoding, runs beside it).  Several frames in hand, so
  * that neither thread waits for the other at every frame. */
 typedef struct worker {
     struct st3d_clip_stream *s; /* the stream */
@@ -219,9 +220,8 @@ static int put_clip(st3d_clip_stream *s, worker *w, int n_real) {
 
 /* The cutter's work on the frame handed over: converted to RGB and into
  * the ring if a clip uses it (a frame no clip uses, stride > duration, is
- * only counted), then the
- * clip it completes, if any, queued.  0, 1 on failure (w->cut_err), -1
- * when the stream stops. */
+ * only counted), then the clip it completes, if any, queued.  0, 1 on
+ * failure (w->cut_err), -1 when the stream stops. */
 static int cut_frame(worker *w, int64_t f) {
     st3d_clip_stream *s = w->s;
     int T = s->p.sample_duration, h = (int)(f % w->n_held);

@@ -165,11 +165,8 @@ __attribute__((target("avx2"))) static void taps_line_avx2(const uint8_t *lines,
         b8 = _mm256_permute4x64_epi64(b8, 0x08);    /* 0-7 8-15 in the low half */
         _mm_storeu_si128((__m128i *)(out + i0), _mm256_castsi256_si128(b8));
     }
-    for (int i = i0; i < n; i++) { /* the rest, as taps_line_body */
-        int32_t a = 1 << (PREC_BITS - 1);
-        for (int t = 0; t < taps; t++) a += lines[(size_t)t * stride + i] * k[t];
-        out[i] = clip8(a);
-    }
+    if (i0 < n) /* the last n - i0 < 16 bytes */
+        taps_line_body(lines + i0, stride, taps, k, n - i0, acc, out + i0);
 }
 #define HAVE_TAPS_AVX2 1
 #endif

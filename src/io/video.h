@@ -114,7 +114,7 @@ void st3d_video_picture_free(st3d_video_picture *pic);
 /* Lets go of the frame pic holds (its buffers go back to the decoder). */
 void st3d_video_picture_release(st3d_video_picture *pic);
 /* As st3d_video_read_frame, the frame kept unconverted in pic (what pic
- * held before is released). */
+ * held before is released); convert it while v is still open. */
 int st3d_video_read_picture(st3d_video *v, st3d_video_picture *pic, int64_t *index, double *pts,
                             st3d_error *err);
 st3d_rgb_converter *st3d_rgb_converter_new(st3d_error *err);

@@ -21,15 +21,13 @@
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct st3d_rgb_converter {
     struct SwsContext *sws; /* for the geometry in key */
     int key[8];             /* in w, h, format, full range, colour space, out w, h, scaler */
-    uint8_t *rot;           /* the unrotated picture, when rotating */
-    size_t rot_cap;         /* bytes at rot */
+    st3d_image rot;         /* the unrotated picture, when rotating */
 };
 
 struct st3d_video_picture {
@@ -37,7 +35,8 @@ struct st3d_video_picture {
     int out_w, out_h;   /* the video's converted size before rotation */
     int scaler;         /* its st3d_video_params.scaler */
     int rotation;       /* its st3d_video_info.rotation */
-    char path[256];     /* the video, for error messages */
+    const char *path;   /* the video, for error messages (borrowed: its
+                           st3d_video's, converted while that is open) */
 };
 
 st3d_rgb_converter *st3d_rgb_converter_new(st3d_error *err) {
@@ -47,7 +46,7 @@ st3d_rgb_converter *st3d_rgb_converter_new(st3d_error *err) {
 void st3d_rgb_converter_free(st3d_rgb_converter *c) {
     if (!c) return;
     sws_freeContext(c->sws);
-    free(c->rot);
+    st3d_image_release(&c->rot);
     free(c);
 }
 
@@ -104,22 +103,11 @@ int st3d_rgb_convert_frame(st3d_rgb_converter *c, const struct AVFrame *f, int o
                                  sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
         memcpy(c->key, key, sizeof key);
     }
-    uint8_t *dst = rgb;
-    if (rotation) {
-        size_t need = (size_t)out_w * out_h * 3;
-        if (need > c->rot_cap) {
-            uint8_t *r = st3d_malloc(need, err);
-            if (!r) return -1;
-            free(c->rot);
-            c->rot = r;
-            c->rot_cap = need;
-        }
-        dst = c->rot;
-    }
-    uint8_t *planes[4] = {dst, NULL, NULL, NULL};
+    if (rotation && st3d_image_reserve(&c->rot, out_w, out_h, err) != 0) return -1;
+    uint8_t *planes[4] = {rotation ? c->rot.data : rgb, NULL, NULL, NULL};
     int strides[4] = {out_w * 3, 0, 0, 0};
     sws_scale(c->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, planes, strides);
-    if (rotation) rotate_rgb(c->rot, out_w, out_h, rotation, rgb);
+    if (rotation) rotate_rgb(c->rot.data, out_w, out_h, rotation, rgb);
     return 0;
 }
 
@@ -153,7 +141,7 @@ int st3d_video_picture_hold(st3d_video_picture *p, const struct AVFrame *f, int 
     p->out_h = out_h;
     p->scaler = scaler;
     p->rotation = rotation;
-    snprintf(p->path, sizeof p->path, "%s", path);
+    p->path = path;
     return 0;
 }
 
